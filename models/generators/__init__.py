@@ -1,0 +1,110 @@
+"""Frozen generators behind one interface, and their on-disk format.
+
+Every generator family (the small DCGAN that genviews pretrains itself, converted
+public checkpoints such as BigGAN-deep) is stored the same way:
+
+    DIR/generator.json   {"family": NAME, "hparams": {...}}
+    DIR/generator/       an Orbax checkpoint of the variables pytree
+
+and comes back from `load(DIR)` as a `Generator`: `params`, a pure
+`apply(params, z, y, truncation=1.0)` that returns NHWC images in [-1, 1], and
+`z_dim`, `num_classes` (0 for an unconditional generator) and `resolution`.
+
+A family registers a `build(hparams) -> Generator` function (without params)
+under its name with `register`; `load` looks the name up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Callable
+
+import jax
+import orbax.checkpoint as ocp
+
+ApplyFn = Callable[..., jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+    """A frozen generator: `apply(params, z, y, truncation)` -> images in [-1, 1]."""
+
+    family: str
+    hparams: dict
+    params: Any
+    apply: ApplyFn
+    z_dim: int
+    num_classes: int
+    resolution: int
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+
+_BUILDERS: dict[str, Callable[[dict], Generator]] = {}
+
+
+def register(family: str):
+    """Decorator: registers `build(hparams) -> Generator` (params=None) for a family."""
+
+    def wrap(fn):
+        _BUILDERS[family] = fn
+        return fn
+
+    return wrap
+
+
+def families() -> list[str]:
+    _import_families()
+    return sorted(_BUILDERS)
+
+
+def build(family: str, hparams: dict) -> Generator:
+    """The generator of `family` with `hparams`, without parameters."""
+    _import_families()
+    if family not in _BUILDERS:
+        raise ValueError(f"unknown generator family {family!r}; known: {sorted(_BUILDERS)}")
+    return _BUILDERS[family](dict(hparams))
+
+
+def save(directory: str, generator: Generator, params: Any) -> None:
+    """Writes `params` of `generator` to DIR/generator/ and DIR/generator.json."""
+    directory = os.path.abspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "generator")
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path, params, force=True)
+    checkpointer.wait_until_finished()
+    meta = {"family": generator.family, "hparams": generator.hparams}
+    tmp = os.path.join(directory, "generator.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=2)
+    os.replace(tmp, os.path.join(directory, "generator.json"))
+
+
+def load(directory: str) -> Generator:
+    """The generator stored in DIR (see the module docstring), with its params."""
+    directory = os.path.abspath(directory)
+    meta_path = os.path.join(directory, "generator.json")
+    if not os.path.exists(meta_path):
+        raise FileNotFoundError(
+            f"no generator checkpoint in {directory}: {meta_path} is missing "
+            "(train one with configs/generator.py or convert one with models.convert)")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    generator = build(meta["family"], meta["hparams"])
+    params = ocp.StandardCheckpointer().restore(os.path.join(directory, "generator"))
+    return dataclasses.replace(generator, params=params)
+
+
+def _import_families() -> None:
+    # Importing a family module runs its @register; kept lazy so that loading
+    # one family does not import every other one.
+    from models.generators import dcgan  # noqa: F401
+    try:
+        from models.generators import biggan  # noqa: F401
+    except ImportError:
+        pass
