@@ -24,6 +24,8 @@ from typing import Any, Callable
 import jax
 import orbax.checkpoint as ocp
 
+from errors import UserError
+
 ApplyFn = Callable[..., jax.Array]
 
 
@@ -90,7 +92,7 @@ def load(directory: str) -> Generator:
     directory = os.path.abspath(directory)
     meta_path = os.path.join(directory, "generator.json")
     if not os.path.exists(meta_path):
-        raise FileNotFoundError(
+        raise UserError(
             f"no generator checkpoint in {directory}: {meta_path} is missing "
             "(train one with configs/generator.py or convert one with models.convert)")
     with open(meta_path) as f:
@@ -103,8 +105,4 @@ def load(directory: str) -> Generator:
 def _import_families() -> None:
     # Importing a family module runs its @register; kept lazy so that loading
     # one family does not import every other one.
-    from models.generators import dcgan  # noqa: F401
-    try:
-        from models.generators import biggan  # noqa: F401
-    except ImportError:
-        pass
+    from models.generators import biggan, dcgan  # noqa: F401

@@ -1,0 +1,185 @@
+"""Shared defaults of every experiment config, and their validation.
+
+Each experiment file (`configs/genviews.py`, ...) starts from `base()` and
+changes what it needs. Every field has a default and a comment. The dict is
+locked, so an unknown `--config.KEY` fails at start, and `validate` rejects
+impossible values with the key named, before any compute.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from data.pixel import PIXEL_KINDS
+from errors import ConfigError
+from data.views import LATENT_KINDS
+from models.encoders import ENCODERS
+
+TASKS = ("contrastive", "generator")
+SOURCES = ("generator", "real")
+LOSSES = ("ntxent", "supcon", "multipos")
+OPTIMIZERS = ("sgd", "lars", "adam")
+PARALLEL = ("shard_map", "pmap")
+
+
+def base() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.task = "contrastive"  # kind of training: contrastive | generator
+    c.seed = 0  # every random draw derives from it, per global example
+    c.parallel = "shard_map"  # shard_map (jit over a 1-D data mesh) | pmap; same step function
+
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "generator"  # where training pixels come from: generator | real
+    c.data.name = "genviews_shapes"  # TFDS dataset of real images (source=real; the probe default)
+    c.data.data_dir = ""  # TFDS data_dir; "" = TFDS default (~/tensorflow_datasets or $TFDS_DATA_DIR)
+    c.data.split = "train"  # TFDS split of real training images
+    c.data.image_size = 32  # side of the images the encoder sees
+    c.data.load_size = 0  # side real images are resized and centre-cropped to on the host; 0 = image_size
+    c.data.max_examples = 0  # >0: use only the first examples of the split (smoke runs)
+
+    c.generator = ml_collections.ConfigDict()
+    c.generator.init = "checkpoint"  # checkpoint: load generator.checkpoint | random: a fresh random G
+    c.generator.checkpoint = ""  # directory written by configs/generator.py or models.convert
+    c.generator.family = "dcgan"  # family of a random generator (init=random) and of pretraining
+    c.generator.z_dim = 64  # latent size of a random / pretrained generator
+    c.generator.num_classes = 10  # classes of a random / pretrained generator (0: unconditional)
+    c.generator.resolution = 32  # output side of a random / pretrained generator
+    c.generator.width = 32  # base channel width of a random / pretrained generator
+    c.generator.truncation = 1.0  # anchors are truncation · N(0, 1) truncated at ±2
+
+    c.views = ml_collections.ConfigDict()
+    c.views.latent = "gaussian"  # latent views: gaussian (z + σ·ε) | none (pixel-only ablation)
+    c.views.pixel = "simclr"  # pixel views: simclr | none (latent-only ablation: centre crop)
+    c.views.sigma = 0.2  # σ of the Gaussian neighbourhood
+    c.views.num_views = 2  # views per instance (≥ 2)
+    c.views.crop_scale_min = 0.2  # RandomResizedCrop scale lower bound (upper is 1)
+    c.views.flip = True  # random horizontal flip
+    c.views.jitter_strength = 0.4  # ColorJitter brightness/contrast/saturation (hue = strength / 4)
+    c.views.jitter_prob = 0.8  # probability of colour jitter
+    c.views.gray_prob = 0.2  # probability of grayscale
+    c.views.blur_prob = 0.0  # probability of Gaussian blur (GenRep: none)
+
+    c.model = ml_collections.ConfigDict()
+    c.model.encoder = "convnet"  # convnet | resnet18 | resnet50
+    c.model.width = 32  # base width of the convnet
+    c.model.proj_hidden = 512  # projection head hidden width
+    c.model.proj_dim = 128  # projection output size (the loss's embedding)
+    c.model.proj_layers = 2  # projection head depth
+    c.model.online_head = True  # linear classifier on stop-gradient features, when labels exist
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.name = "ntxent"  # ntxent (SimCLR) | supcon (positives share the class) | multipos
+    c.loss.temperature = 0.1  # softmax temperature τ
+    c.loss.base_temperature = 0.1  # loss is scaled by τ / base_temperature (GenRep: 0.07)
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "sgd"  # sgd (with momentum) | lars | adam
+    c.optim.lr = 0.03  # peak learning rate
+    c.optim.momentum = 0.9  # SGD / LARS momentum
+    c.optim.weight_decay = 1e-4  # L2 weight decay, masked off biases and norm parameters
+    c.optim.warmup_steps = 0  # linear warm-up steps, then cosine decay to 0
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 256  # global batch of instances (each with num_views views)
+    c.train.steps = 1000  # total optimisation steps
+    c.train.log_every = 50  # steps between metrics.jsonl lines
+    c.train.ckpt_every = 500  # steps between checkpoints (and at the end)
+    c.train.keep_checkpoints = 2  # checkpoints kept on disk
+    c.train.grid_every = 0  # steps between PNG sample grids (0: only at the end)
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.dataset = ""  # TFDS dataset to probe; "" = data.name
+    c.eval.train_split = "train"  # split the probe is fit on (a validation part is carved from it)
+    c.eval.test_split = "test"  # split the probe is tested on, once
+    c.eval.val_fraction = 0.1  # fraction of train held out to choose the L2 strength
+    c.eval.max_train = 0  # >0: probe on the first examples of train only
+    c.eval.max_test = 0  # >0: test on the first examples of test only
+    c.eval.l2_grid = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # candidate L2 strengths of the probe
+    c.eval.probe_steps = 500  # full-batch optimiser steps of the probe
+    c.eval.knn_k = 200  # neighbours of the kNN classifier
+    c.eval.knn_temperature = 0.07  # weight exp(cos / T) of each neighbour
+    c.eval.batch_size = 1000  # feature extraction batch
+    return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrinks any config to seconds on one CPU, on the same code path."""
+    c.train.batch_size = 16
+    c.train.steps = 6
+    c.train.log_every = 2
+    c.train.ckpt_every = 3
+    c.data.max_examples = 512
+    c.model.encoder = "convnet"
+    c.model.width = 8
+    c.model.proj_hidden = 32
+    c.model.proj_dim = 16
+    c.eval.max_train = 500
+    c.eval.max_test = 200
+    c.eval.probe_steps = 50
+    c.eval.knn_k = 10
+    c.eval.batch_size = 256
+    return c
+
+
+def parse_arg(arg: str | None) -> set[str]:
+    """The comma-separated words of a config arg ("smoke", ...)."""
+    return {w for w in (arg or "").split(",") if w}
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key {key}: {message}")
+
+
+def _choice(c, key: str, choices) -> None:
+    value = c
+    for part in key.split("."):
+        value = value[part]
+    _check(value in choices, key, f"{value!r} is not one of {tuple(choices)}")
+
+
+def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: int = 1) -> None:
+    """Rejects impossible values, naming the key; called before any compute."""
+    if "study" in c:
+        return
+    _choice(c, "task", TASKS)
+    _choice(c, "parallel", PARALLEL)
+    _choice(c, "data.source", SOURCES)
+    _choice(c, "generator.init", ("checkpoint", "random"))
+    _choice(c, "views.latent", LATENT_KINDS)
+    _choice(c, "views.pixel", PIXEL_KINDS)
+    _choice(c, "model.encoder", ENCODERS)
+    _choice(c, "loss.name", LOSSES)
+    _choice(c, "optim.name", OPTIMIZERS)
+    _check(c.optim.lr > 0, "optim.lr", f"must be > 0, got {c.optim.lr}")
+    _check(c.optim.weight_decay >= 0, "optim.weight_decay", f"must be ≥ 0, got {c.optim.weight_decay}")
+    _check(0 <= c.optim.momentum < 1, "optim.momentum", f"must be in [0, 1), got {c.optim.momentum}")
+    _check(c.optim.warmup_steps >= 0, "optim.warmup_steps", "must be ≥ 0")
+    _check(c.train.steps >= 0, "train.steps", f"must be ≥ 0, got {c.train.steps}")
+    _check(c.train.batch_size > 0, "train.batch_size", f"must be > 0, got {c.train.batch_size}")
+    _check(c.train.batch_size % num_devices == 0, "train.batch_size",
+           f"{c.train.batch_size} does not divide over {num_devices} devices")
+    _check(c.train.batch_size % num_processes == 0, "train.batch_size",
+           f"{c.train.batch_size} does not divide over {num_processes} processes")
+    _check(c.train.log_every > 0, "train.log_every", "must be > 0")
+    _check(c.train.ckpt_every > 0, "train.ckpt_every", "must be > 0")
+    _check(c.train.keep_checkpoints > 0, "train.keep_checkpoints", "must be > 0")
+    _check(c.views.sigma >= 0, "views.sigma", f"must be ≥ 0, got {c.views.sigma}")
+    _check(c.views.num_views >= 2, "views.num_views", f"must be ≥ 2, got {c.views.num_views}")
+    _check(0 < c.views.crop_scale_min <= 1, "views.crop_scale_min", "must be in (0, 1]")
+    for key in ("jitter_prob", "gray_prob", "blur_prob"):
+        _check(0 <= c.views[key] <= 1, f"views.{key}", f"must be a probability, got {c.views[key]}")
+    _check(c.loss.temperature > 0, "loss.temperature", "must be > 0")
+    _check(c.loss.base_temperature > 0, "loss.base_temperature", "must be > 0")
+    _check(c.data.image_size > 0, "data.image_size", "must be > 0")
+    _check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
+    if c.task == "contrastive" and c.data.source == "generator":
+        _check(c.generator.init == "random" or bool(c.generator.checkpoint), "generator.checkpoint",
+               "is empty: name a generator directory, or set generator.init=random")
+        if c.loss.name == "supcon":
+            _check(c.generator.init == "random" and c.generator.num_classes > 0
+                   or c.generator.init == "checkpoint", "loss.name",
+                   "supcon needs a class-conditional generator")
+    _check(0 < c.eval.val_fraction < 1, "eval.val_fraction", "must be in (0, 1)")
+    _check(all(v > 0 for v in c.eval.l2_grid), "eval.l2_grid", "strengths must be > 0")
+    _check(c.eval.knn_k > 0, "eval.knn_k", "must be > 0")

@@ -1,0 +1,28 @@
+"""Contrastive training on views sampled from a pretrained generator (GenRep).
+
+    python train.py --config configs/genviews.py --workdir runs/genviews \
+        --config.generator.checkpoint=runs/generator
+    python train.py --config configs/genviews.py:smoke --workdir /tmp/gv   # random small G
+
+Args (comma-separated): `smoke` shrinks the run to seconds on one CPU and declares
+a small randomly initialised generator, so it needs no earlier checkpoint.
+"""
+
+from configs import common
+
+
+def get_config(arg: str | None = None):
+    c = common.base()
+    c.data.source = "generator"
+    c.views.latent = "gaussian"
+    c.views.pixel = "simclr"
+    c.views.sigma = 0.2  # GenRep's best σ for BigBiGAN + SimCLR
+    c.loss.name = "ntxent"
+    c.train.batch_size = 256
+    c.train.steps = 1000
+    if "smoke" in common.parse_arg(arg):
+        common.smoke(c)
+        c.generator.init = "random"  # explicit: a small random G stands in for a checkpoint
+        c.generator.width = 8
+        c.generator.z_dim = 16
+    return c

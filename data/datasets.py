@@ -1,0 +1,177 @@
+"""Real, labelled images from TFDS: the embedded default and any TFDS dataset.
+
+One function, `load`, serves every dataset: `genviews_shapes` (the procedural
+default, prepared locally on first use), `cifar10`, `stl10`, `imagenet2012`,
+`imagenet100` (imagenet2012 restricted to the 100 classes of CMC and GenRep,
+listed in `data/imagenet100.txt`) or any other TFDS image classification dataset.
+
+Images come back as uint8 NHWC arrays at a fixed `image_size` (shorter side
+resized, centre crop), held in host memory, with integer labels. Training draws
+batches by *global example index* (see `batches`), so a run sees the same
+examples in the same order whatever the number of devices or processes; each
+process reads only the rows of its own share of each global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from data import shapes
+from errors import ConfigError, UserError
+
+IMAGENET100 = "imagenet100"
+_IMAGENET100_FILE = os.path.join(os.path.dirname(__file__), "imagenet100.txt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A labelled split in memory: `images` (N, S, S, 3) uint8, `labels` (N,) int32."""
+
+    name: str
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def imagenet100_classes() -> list[str]:
+    """The 100 ImageNet synsets of CMC/GenRep, sorted as ImageFolder sorts them."""
+    with open(_IMAGENET100_FILE) as f:
+        return sorted(line.strip() for line in f if line.strip())
+
+
+def _builder(name: str, data_dir: str | None):
+    import tensorflow_datasets as tfds
+
+    tfds_name = "imagenet2012" if name == IMAGENET100 else name
+    if name == "genviews_shapes":
+        # Registered by importing data.shapes; built here without any download.
+        builder = shapes.GenviewsShapes(data_dir=data_dir or None)
+    else:
+        try:
+            builder = tfds.builder(tfds_name, data_dir=data_dir or None)
+        except tfds.core.registered.DatasetNotFoundError:
+            raise ConfigError(
+                f"unknown dataset {name!r} (config key data.name or eval.dataset): it is "
+                "neither genviews_shapes, imagenet100 nor a TFDS dataset name") from None
+    if not builder.is_prepared():
+        if name == "genviews_shapes":
+            print(f"preparing {name} in {builder.data_dir} (once, about a minute)", flush=True)
+        try:
+            builder.download_and_prepare()
+        except Exception as e:  # network, manual download, disk: say which dataset and where
+            raise UserError(
+                f"dataset {tfds_name!r} is not prepared in {builder.data_dir} and preparing it "
+                f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+    return builder
+
+
+def _resize_and_crop(image, image_size: int):
+    import tensorflow as tf
+
+    if image.shape[0] == image_size and image.shape[1] == image_size:
+        return image
+    shape = tf.shape(image)[:2]
+    scale = image_size / tf.cast(tf.reduce_min(shape), tf.float32)
+    new = tf.cast(tf.round(tf.cast(shape, tf.float32) * scale), tf.int32)
+    new = tf.maximum(new, image_size)
+    image = tf.image.resize(image, new, method="bilinear", antialias=True)
+    top = (new[0] - image_size) // 2
+    left = (new[1] - image_size) // 2
+    image = image[top:top + image_size, left:left + image_size]
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+@functools.lru_cache(maxsize=8)
+def load(name: str, split: str, *, image_size: int, data_dir: str = "",
+         max_examples: int = 0) -> Dataset:
+    """Loads `split` of dataset `name` into memory at `image_size` (see module doc).
+
+    `split` is any TFDS split string ("train", "test", "train[:90%]", ...);
+    `max_examples` > 0 keeps only the first examples (smoke runs, quick probes).
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    tf.config.set_visible_devices([], "GPU")  # TF only decodes; the accelerators are JAX's
+    builder = _builder(name, data_dir)
+    if max_examples:
+        split = f"{split}[:{max_examples}]" if "[" not in split else split
+    try:
+        ds = builder.as_dataset(split=split, shuffle_files=False)
+    except ValueError as e:
+        raise ConfigError(f"dataset {name!r} has no split {split!r}: {e}") from None
+    label_names = builder.info.features["label"].names
+    keep = None
+    if name == IMAGENET100:
+        wanted = imagenet100_classes()
+        index = {wnid: i for i, wnid in enumerate(wanted)}
+        lookup = np.full(len(label_names), -1, np.int64)
+        for i, wnid in enumerate(label_names):
+            lookup[i] = index.get(wnid, -1)
+        keep = tf.constant(lookup)
+        ds = ds.map(lambda ex: {**ex, "label": tf.gather(keep, ex["label"])})
+        ds = ds.filter(lambda ex: ex["label"] >= 0)
+    ds = ds.map(lambda ex: (_resize_and_crop(ex["image"], image_size), ex["label"]),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    images, labels = [], []
+    for image_batch, label_batch in tfds.as_numpy(ds.batch(4096)):
+        if image_batch.shape[-1] == 1:  # grayscale datasets (mnist-like) as RGB
+            image_batch = np.repeat(image_batch, 3, axis=-1)
+        images.append(image_batch)
+        labels.append(label_batch)
+    num_classes = 100 if name == IMAGENET100 else len(label_names)
+    return Dataset(name=name, split=split, images=np.concatenate(images),
+                   labels=np.concatenate(labels).astype(np.int32), num_classes=num_classes)
+
+
+def train_val_split(dataset: Dataset, val_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Carves a validation set out of a training set (for choosing probe hyperparameters)."""
+    n = len(dataset)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * val_fraction)))
+    parts = []
+    for rows, suffix in ((order[n_val:], "train"), (order[:n_val], "val")):
+        rows = np.sort(rows)
+        parts.append(dataclasses.replace(dataset, split=f"{dataset.split}/{suffix}",
+                                         images=dataset.images[rows], labels=dataset.labels[rows]))
+    return parts[0], parts[1]
+
+
+def batches(dataset: Dataset, global_batch: int, *, seed: int, start_step: int = 0,
+            process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+    """Yields this process's share of each global batch, from step `start_step` on.
+
+    Epoch e visits the examples in the order `permutation(seed, e)`; global batch
+    t holds positions [t·B, (t+1)·B) of that endless sequence. Process p reads only
+    rows [p·B/P, (p+1)·B/P) of each global batch. Each item: `image` (uint8),
+    `label`, and `index` (the example's position in the global stream, which keys
+    its randomness).
+    """
+    n = len(dataset)
+    if global_batch % process_count:
+        raise ValueError(f"train.batch_size={global_batch} does not divide over {process_count} processes")
+    local = global_batch // process_count
+    step = start_step
+    cached_epoch, order = -1, None
+    while True:
+        positions = step * global_batch + process_index * local + np.arange(local)
+        epochs = positions // n
+        rows = np.empty(local, np.int64)
+        for epoch in np.unique(epochs):
+            if epoch != cached_epoch:
+                cached_epoch = int(epoch)
+                order = np.random.default_rng([seed, cached_epoch]).permutation(n)
+            mask = epochs == epoch
+            rows[mask] = order[positions[mask] % n]
+        yield {"image": dataset.images[rows], "label": dataset.labels[rows],
+               "index": positions.astype(np.int32)}
+        step += 1

@@ -1,0 +1,164 @@
+"""Pixel views: SimCLR's random image transforms in pure JAX, one image at a time.
+
+`augment(key, image, ...)` maps one HWC image in [0, 1] to one view of size
+`out_size`: random resized crop, horizontal flip, colour jitter (brightness,
+contrast, saturation, hue, in a random order) with probability `jitter_prob`,
+grayscale with probability `gray_prob`, optional Gaussian blur. It is vmapped
+over per-example keys inside the jitted train step, so views are made on the
+accelerator and each example's transform depends only on its own key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+PIXEL_KINDS = ("simclr", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelConfig:
+    """Parameters of the SimCLR transform (torchvision's names and defaults of GenRep)."""
+
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+    jitter_prob: float = 0.8
+    gray_prob: float = 0.2
+    blur_prob: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+
+
+def _gray(image: jax.Array) -> jax.Array:
+    return image @ jnp.array([0.299, 0.587, 0.114], image.dtype)
+
+
+def random_resized_crop(key: jax.Array, image: jax.Array, out_size: int,
+                        scale: tuple[float, float], ratio: tuple[float, float]) -> jax.Array:
+    """Crops a random box of area fraction in `scale` and aspect in `ratio`, resized to out_size.
+
+    Like torchvision's, but draws one box and clips it to the image instead of
+    retrying, which keeps the shapes static under jit.
+    """
+    h, w = image.shape[:2]
+    k_area, k_ratio, k_y, k_x = jax.random.split(key, 4)
+    area = jax.random.uniform(k_area, (), minval=scale[0], maxval=scale[1]) * h * w
+    log_ratio = jax.random.uniform(k_ratio, (), minval=math.log(ratio[0]), maxval=math.log(ratio[1]))
+    aspect = jnp.exp(log_ratio)
+    crop_w = jnp.clip(jnp.sqrt(area * aspect), 1.0, w)
+    crop_h = jnp.clip(jnp.sqrt(area / aspect), 1.0, h)
+    top = jax.random.uniform(k_y, ()) * (h - crop_h)
+    left = jax.random.uniform(k_x, ()) * (w - crop_w)
+    return crop_and_resize(image, top, left, crop_h, crop_w, out_size)
+
+
+def crop_and_resize(image: jax.Array, top, left, crop_h, crop_w, out_size: int) -> jax.Array:
+    """Bilinear resampling of the box (top, left, crop_h, crop_w) to out_size × out_size."""
+    scale = jnp.stack([out_size / crop_h, out_size / crop_w])
+    translation = -jnp.stack([top, left]) * scale
+    return jax.image.scale_and_translate(
+        image, (out_size, out_size, image.shape[2]), (0, 1), scale, translation,
+        method="linear", antialias=True)
+
+
+def centre_crop(image: jax.Array, out_size: int) -> jax.Array:
+    """The deterministic view: the whole image resized to out_size (identity if equal)."""
+    h, w = image.shape[:2]
+    if h == out_size and w == out_size:
+        return image
+    side = min(h, w)
+    return crop_and_resize(image, (h - side) / 2, (w - side) / 2, side, side, out_size)
+
+
+def _rgb_to_hsv(rgb):
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    v = jnp.max(rgb, -1)
+    c = v - jnp.min(rgb, -1)
+    s = jnp.where(v > 0, c / jnp.maximum(v, 1e-8), 0.0)
+    safe_c = jnp.maximum(c, 1e-8)
+    h = jnp.where(v == r, (g - b) / safe_c, jnp.where(v == g, 2.0 + (b - r) / safe_c, 4.0 + (r - g) / safe_c))
+    h = jnp.where(c > 0, jnp.mod(h / 6.0, 1.0), 0.0)
+    return jnp.stack([h, s, v], -1)
+
+
+def _hsv_to_rgb(hsv):
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    k = jnp.mod(jnp.array([5.0, 3.0, 1.0]) + h[..., None] * 6.0, 6.0)
+    return v[..., None] - v[..., None] * s[..., None] * jnp.clip(jnp.minimum(k, 4.0 - k), 0.0, 1.0)
+
+
+def color_jitter(key: jax.Array, image: jax.Array, cfg: PixelConfig) -> jax.Array:
+    """torchvision's ColorJitter: the four adjustments with random strengths, random order."""
+    k_order, k_b, k_c, k_s, k_h = jax.random.split(key, 5)
+    b = jax.random.uniform(k_b, (), minval=1 - cfg.brightness, maxval=1 + cfg.brightness)
+    c = jax.random.uniform(k_c, (), minval=1 - cfg.contrast, maxval=1 + cfg.contrast)
+    s = jax.random.uniform(k_s, (), minval=1 - cfg.saturation, maxval=1 + cfg.saturation)
+    hue = jax.random.uniform(k_h, (), minval=-cfg.hue, maxval=cfg.hue)
+
+    def brightness(x):
+        return jnp.clip(x * b, 0, 1)
+
+    def contrast(x):
+        return jnp.clip(c * x + (1 - c) * _gray(x).mean(), 0, 1)
+
+    def saturation(x):
+        return jnp.clip(s * x + (1 - s) * _gray(x)[..., None], 0, 1)
+
+    def hue_shift(x):
+        hsv = _rgb_to_hsv(x)
+        hsv = hsv.at[..., 0].set(jnp.mod(hsv[..., 0] + hue, 1.0))
+        return jnp.clip(_hsv_to_rgb(hsv), 0, 1)
+
+    ops = (brightness, contrast, saturation, hue_shift)
+    order = jax.random.permutation(k_order, len(ops))
+    for i in range(len(ops)):
+        image = jax.lax.switch(order[i], ops, image)
+    return image
+
+
+def gaussian_blur(key: jax.Array, image: jax.Array, sigma_range: tuple[float, float]) -> jax.Array:
+    """Separable Gaussian blur with σ uniform in sigma_range (pixels), kernel ≈ 10% of the side."""
+    size = max(3, int(0.1 * image.shape[0]) // 2 * 2 + 1)
+    sigma = jax.random.uniform(key, (), minval=sigma_range[0], maxval=sigma_range[1])
+    x = jnp.arange(size) - size // 2
+    kernel = jnp.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    pad = size // 2
+    padded = jnp.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    h, w = image.shape[:2]
+    rows = sum(kernel[i] * padded[i:i + h, :, :] for i in range(size))
+    return sum(kernel[i] * rows[:, i:i + w, :] for i in range(size))
+
+
+def augment(key: jax.Array, image: jax.Array, out_size: int, cfg: PixelConfig) -> jax.Array:
+    """One SimCLR view of one HWC image in [0, 1]; the result is in [0, 1]."""
+    k_crop, k_flip, k_jit, k_jit_p, k_gray, k_blur, k_blur_p = jax.random.split(key, 7)
+    x = random_resized_crop(k_crop, image, out_size, cfg.crop_scale, cfg.crop_ratio)
+    x = jnp.clip(x, 0, 1)
+    if cfg.flip:
+        x = jnp.where(jax.random.bernoulli(k_flip), x[:, ::-1], x)
+    if cfg.jitter_prob > 0:
+        x = jnp.where(jax.random.bernoulli(k_jit_p, cfg.jitter_prob), color_jitter(k_jit, x, cfg), x)
+    if cfg.gray_prob > 0:
+        gray = jnp.repeat(_gray(x)[..., None], 3, -1)
+        x = jnp.where(jax.random.bernoulli(k_gray, cfg.gray_prob), gray, x)
+    if cfg.blur_prob > 0:
+        x = jnp.where(jax.random.bernoulli(k_blur_p, cfg.blur_prob),
+                      gaussian_blur(k_blur, x, cfg.blur_sigma), x)
+    return jnp.clip(x, 0, 1)
+
+
+def view(key: jax.Array, image: jax.Array, kind: str, out_size: int, cfg: PixelConfig) -> jax.Array:
+    """The pixel view of `kind` ("simclr" or "none": centre crop only) of one image in [0, 1]."""
+    if kind == "simclr":
+        return augment(key, image, out_size, cfg)
+    if kind == "none":
+        return centre_crop(image, out_size)
+    raise ValueError(f"unknown views.pixel={kind!r}; choose from {PIXEL_KINDS}")

@@ -1,0 +1,1 @@
+"""Evaluators of learned representations and generated views."""

@@ -1,0 +1,82 @@
+"""Contrastive and generator losses, as pure functions.
+
+All contrastive losses here are one function, `multi_positive`: every row of
+the batch is an anchor, every other row a candidate, and the anchor's positives
+are a boolean mask. The loss of one anchor is the cross-entropy between the
+uniform distribution over its positives and the softmax of its similarities to
+all other rows, i.e. −mean_{p ∈ P(i)} log softmax(z_i·z_j/τ)_{j≠i} at p. This is
+SupCon's "L_out" (Khosla et al. 2020) and StableRep's multi-positive loss; with
+two views per instance and "positive = the other view" it is SimCLR's NT-Xent.
+
+The loss takes the *rows* this device owns against the *columns* of the whole
+global batch, so that under data parallelism each device computes its share of
+the global loss against globally gathered embeddings (see tasks/contrastive.py);
+on one device rows and columns are the same batch.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), eps))
+
+
+def multi_positive(rows: jax.Array, columns: jax.Array, positives: jax.Array,
+                   self_mask: jax.Array, temperature: float) -> jax.Array:
+    """Per-anchor multi-positive contrastive loss (see the module docstring).
+
+    rows: (n, d) L2-normalised embeddings of the anchors; columns: (N, d) of all
+    candidates; positives: (n, N) bool, which candidates are positives of each
+    anchor; self_mask: (n, N) bool, the anchor itself (never a candidate).
+    Returns (n,) losses; an anchor without positives gets 0.
+    """
+    logits = rows @ columns.T / temperature
+    logits = jnp.where(self_mask, -jnp.inf, logits)
+    log_prob = jax.nn.log_softmax(logits, axis=-1)
+    positives = positives & ~self_mask
+    count = positives.sum(-1)
+    total = jnp.sum(jnp.where(positives, log_prob, 0.0), -1)
+    return jnp.where(count > 0, -total / jnp.maximum(count, 1), 0.0)
+
+
+def positive_mask(loss_name: str, row_ids: jax.Array, column_ids: jax.Array,
+                  row_labels: jax.Array | None = None,
+                  column_labels: jax.Array | None = None) -> jax.Array:
+    """Which columns are positives of each row.
+
+    `ntxent` and `multipos`: views of the same instance (equal ids); `supcon`:
+    views with the same label.
+    """
+    if loss_name in ("ntxent", "multipos"):
+        return row_ids[:, None] == column_ids[None, :]
+    if loss_name == "supcon":
+        if row_labels is None or column_labels is None:
+            raise ValueError("loss.name='supcon' needs labels (a conditional generator or a labelled dataset)")
+        return row_labels[:, None] == column_labels[None, :]
+    raise ValueError(f"unknown contrastive loss {loss_name!r}")
+
+
+def contrastive(embeddings: jax.Array, instance_ids: jax.Array, *, loss_name: str,
+                temperature: float, base_temperature: float,
+                labels: jax.Array | None = None) -> jax.Array:
+    """The mean loss of a whole (single-device) batch of views; see `multi_positive`.
+
+    The loss is scaled by temperature / base_temperature, as SupCon and GenRep do.
+    """
+    z = l2_normalize(embeddings)
+    n = z.shape[0]
+    pos = positive_mask(loss_name, instance_ids, instance_ids, labels, labels)
+    per_anchor = multi_positive(z, z, pos, jnp.eye(n, dtype=bool), temperature)
+    return (temperature / base_temperature) * per_anchor.mean()
+
+
+def hinge_discriminator(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """Hinge loss of the discriminator (Lim & Ye 2017; SNGAN, BigGAN)."""
+    return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def hinge_generator(fake_logits: jax.Array) -> jax.Array:
+    return -jnp.mean(fake_logits)

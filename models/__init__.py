@@ -1,0 +1,1 @@
+"""Flax modules: encoders, projection heads and generators."""

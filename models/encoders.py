@@ -1,0 +1,143 @@
+"""Encoders f and projection heads g, as Flax Linen modules.
+
+BatchNorm takes `axis_name`: under data parallelism (shard_map or pmap over the
+`data` axis) its batch statistics are averaged over all devices, so the global
+batch is normalised as one batch (cross-replica BatchNorm, as SimCLR does).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ENCODERS = ("convnet", "resnet18", "resnet50")
+
+
+class ConvNet(nn.Module):
+    """A small VGG-style ConvNet for smoke tests and CPU-sized runs."""
+
+    widths: Sequence[int] = (32, 64, 128)
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                                 axis_name=self.axis_name if train else None)
+        for i, width in enumerate(self.widths):
+            x = nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, use_bias=False)(x)
+            x = nn.relu(norm()(x))
+            x = nn.Conv(width, (3, 3), use_bias=False)(x)
+            x = nn.relu(norm()(x))
+        return jnp.mean(x, axis=(1, 2))
+
+
+class BasicBlock(nn.Module):
+    width: int
+    strides: int
+    norm: functools.partial
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.Conv(self.width, (3, 3), self.strides, use_bias=False)(x)
+        y = nn.relu(self.norm()(y))
+        y = nn.Conv(self.width, (3, 3), use_bias=False)(y)
+        y = self.norm(scale_init=nn.initializers.zeros)(y)
+        if x.shape != y.shape:
+            x = self.norm()(nn.Conv(self.width, (1, 1), self.strides, use_bias=False)(x))
+        return nn.relu(x + y)
+
+
+class Bottleneck(nn.Module):
+    width: int
+    strides: int
+    norm: functools.partial
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.relu(self.norm()(nn.Conv(self.width, (1, 1), use_bias=False)(x)))
+        y = nn.relu(self.norm()(nn.Conv(self.width, (3, 3), self.strides, use_bias=False)(y)))
+        y = self.norm(scale_init=nn.initializers.zeros)(nn.Conv(4 * self.width, (1, 1), use_bias=False)(y))
+        if x.shape != y.shape:
+            x = self.norm()(nn.Conv(4 * self.width, (1, 1), self.strides, use_bias=False)(x))
+        return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+    """ResNet-18/50. `stem="cifar"`: 3×3 conv, no max-pool (for ≤ 64 px); "imagenet": 7×7/2 + pool."""
+
+    stages: Sequence[int]
+    block: str = "basic"
+    stem: str = "imagenet"
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                                 axis_name=self.axis_name if train else None)
+        if self.stem == "cifar":
+            x = nn.relu(norm()(nn.Conv(64, (3, 3), use_bias=False)(x)))
+        else:
+            x = nn.relu(norm()(nn.Conv(64, (7, 7), 2, padding=[(3, 3), (3, 3)], use_bias=False)(x)))
+            x = nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
+        block = BasicBlock if self.block == "basic" else Bottleneck
+        for i, depth in enumerate(self.stages):
+            for j in range(depth):
+                x = block(64 * 2 ** i, 2 if (i > 0 and j == 0) else 1, norm)(x)
+        return jnp.mean(x, axis=(1, 2))
+
+
+class ProjectionHead(nn.Module):
+    """MLP g: Dense → BN → ReLU (× layers−1) → Dense; the loss L2-normalises its output."""
+
+    hidden: int
+    out: int
+    layers: int = 2
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        for _ in range(self.layers - 1):
+            x = nn.Dense(self.hidden)(x)
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                             axis_name=self.axis_name if train else None)(x)
+            x = nn.relu(x)
+        return nn.Dense(self.out)(x)
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder f, projection head g, and an online linear classifier on stop-gradient f."""
+
+    encoder: nn.Module
+    head: ProjectionHead
+    num_classes: int
+
+    def setup(self):
+        if self.num_classes:
+            self.classifier = nn.Dense(self.num_classes)
+
+    def __call__(self, x, train: bool = True):
+        features = self.encoder(x, train=train)
+        projections = self.head(features, train=train)
+        logits = (self.classifier(jax.lax.stop_gradient(features)) if self.num_classes
+                  else jnp.zeros((x.shape[0], 0)))
+        return features, projections, logits
+
+    def features(self, x):
+        return self.encoder(x, train=False)
+
+
+def build_encoder(name: str, *, image_size: int, width: int = 32,
+                  axis_name: str | None = None) -> nn.Module:
+    """The encoder named by config key model.encoder; the stem follows the image size."""
+    stem = "cifar" if image_size <= 64 else "imagenet"
+    if name == "convnet":
+        return ConvNet(widths=(width, 2 * width, 4 * width), axis_name=axis_name)
+    if name == "resnet18":
+        return ResNet((2, 2, 2, 2), "basic", stem, axis_name)
+    if name == "resnet50":
+        return ResNet((3, 4, 6, 3), "bottleneck", stem, axis_name)
+    raise ValueError(f"unknown model.encoder={name!r}; choose from {ENCODERS}")

@@ -1,0 +1,212 @@
+"""Contrastive training of an encoder on generated or real views (SimCLR, SupCon).
+
+Views are made inside the jitted step: for `data.source=generator`, latents are
+sampled (data.views) and rendered by the frozen generator, then pixel-transformed
+(data.pixel); for `data.source=real`, the host sends real images and the step
+makes their pixel views. Every random draw is keyed by (seed, step, global
+example index), so the numbers do not depend on the number of devices.
+
+The step runs on one device's share of the batch. Projections are all-gathered
+so that every device contrasts its anchors against the whole global batch; its
+loss is its share of the global mean, and gradients are summed over devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import losses
+from data import datasets, pixel, views
+from models import encoders
+from models import generators as gen_lib
+from parallel import AXIS
+from tasks import TrainState
+
+
+def make_optimizer(c) -> optax.GradientTransformation:
+    """SGD with momentum, LARS or Adam; warm-up then cosine; no decay on biases and norms."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, c.optim.lr, c.optim.warmup_steps, max(c.train.steps, c.optim.warmup_steps + 1), 0.0)
+    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)  # noqa: E731
+    if c.optim.name == "lars":
+        return optax.lars(schedule, weight_decay=c.optim.weight_decay,
+                          weight_decay_mask=decay_mask, trust_ratio_mask=decay_mask,
+                          momentum=c.optim.momentum)
+    if c.optim.name == "adam":
+        return optax.adamw(schedule, weight_decay=c.optim.weight_decay, mask=decay_mask)
+    return optax.chain(optax.add_decayed_weights(c.optim.weight_decay, decay_mask),
+                       optax.sgd(schedule, momentum=c.optim.momentum))
+
+
+def pixel_config(c) -> pixel.PixelConfig:
+    s = c.views.jitter_strength
+    return pixel.PixelConfig(crop_scale=(c.views.crop_scale_min, 1.0), flip=c.views.flip,
+                             brightness=s, contrast=s, saturation=s, hue=s / 4,
+                             jitter_prob=c.views.jitter_prob, gray_prob=c.views.gray_prob,
+                             blur_prob=c.views.blur_prob)
+
+
+def load_generator(c) -> gen_lib.Generator:
+    """The frozen generator of the config: a checkpoint, or (smoke) a random one."""
+    if c.generator.init == "random":
+        from models.generators import dcgan
+        hparams = {"z_dim": c.generator.z_dim, "num_classes": c.generator.num_classes,
+                   "resolution": c.generator.resolution, "width": c.generator.width}
+        g = gen_lib.build("dcgan", hparams)
+        return dataclasses.replace(g, params=dcgan.init_params(hparams, jax.random.key(c.seed + 1)))
+    return gen_lib.load(c.generator.checkpoint)
+
+
+def build_model(c, num_classes: int) -> encoders.ContrastiveModel:
+    encoder = encoders.build_encoder(c.model.encoder, image_size=c.data.image_size,
+                                     width=c.model.width, axis_name=AXIS)
+    head = encoders.ProjectionHead(c.model.proj_hidden, c.model.proj_dim, c.model.proj_layers,
+                                   axis_name=AXIS)
+    return encoders.ContrastiveModel(encoder, head, num_classes if c.model.online_head else 0)
+
+
+class ContrastiveTask:
+    def __init__(self, config):
+        c = self.config = config
+        self.generator = None
+        self.dataset = None
+        if c.data.source == "generator":
+            self.generator = load_generator(c)
+            num_classes = self.generator.num_classes
+            if c.loss.name == "supcon" and not num_classes:
+                raise ValueError("config key loss.name: supcon needs a class-conditional generator")
+        else:
+            self.dataset = datasets.load(c.data.name, c.data.split,
+                                         image_size=c.data.load_size or c.data.image_size,
+                                         data_dir=c.data.data_dir, max_examples=c.data.max_examples)
+            num_classes = self.dataset.num_classes
+        self.num_classes = num_classes
+        self.model = build_model(c, num_classes)
+        self.tx = make_optimizer(c)
+        self.pixel_cfg = pixel_config(c)
+
+    def init_state(self) -> TrainState:
+        s = self.config.data.image_size
+        x = jnp.zeros((2, s, s, 3))
+        # BatchNorm's axis_name must be bound: initialise under a one-device vmap.
+        variables = jax.vmap(lambda x: self.model.init(jax.random.key(self.config.seed), x, train=True),
+                             axis_name=AXIS)(x[None])
+        variables = jax.tree.map(lambda v: v[0], variables)
+        params = variables["params"]
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          batch_stats=variables["batch_stats"], opt_state=self.tx.init(params))
+
+    def make_views(self, step, index, image=None, label=None):
+        """The views (b·V, S, S, 3) in [0, 1] of instances `index`, with their ids and labels."""
+        c = self.config
+        v = c.views.num_views
+        step_key = jax.random.fold_in(jax.random.key(c.seed), step)
+        keys = jax.vmap(lambda i: jax.random.fold_in(step_key, i))(index)
+        if self.generator is not None:
+            g = self.generator
+            inst = jax.vmap(lambda k: views.sample(
+                jax.random.fold_in(k, 0), z_dim=g.z_dim, num_classes=g.num_classes,
+                kind=c.views.latent, sigma=c.views.sigma, num_views=v,
+                truncation=c.generator.truncation))(keys)
+            z = inst["views"].reshape(-1, g.z_dim)
+            y = jnp.repeat(inst["label"], v)
+            images = (g.apply(g.params, z, y, c.generator.truncation) + 1.0) / 2.0
+            images = images.reshape((-1, v) + images.shape[1:])
+            label = inst["label"]
+        else:
+            images = image.astype(jnp.float32) / 255.0
+            images = jnp.broadcast_to(images[:, None], (images.shape[0], v) + images.shape[1:])
+        pkeys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 1), v))(keys)
+        make = functools.partial(pixel.view, kind=c.views.pixel, out_size=c.data.image_size,
+                                 cfg=self.pixel_cfg)
+        x = jax.vmap(jax.vmap(lambda k, im: make(k, im)))(pkeys, images)
+        x = x.reshape((-1,) + x.shape[2:])
+        return x, jnp.repeat(index, v), jnp.repeat(label, v)
+
+    def step(self, state: TrainState, batch: dict):
+        c = self.config
+        x, ids, labels = self.make_views(state.step, batch["index"], batch.get("image"),
+                                         batch.get("label"))
+        x = x * 2.0 - 1.0
+        n = x.shape[0]
+        num_devices = jax.lax.psum(1, AXIS)
+        total = n * num_devices
+        ids_all = jax.lax.all_gather(ids, AXIS, tiled=True)
+        labels_all = jax.lax.all_gather(labels, AXIS, tiled=True)
+        rows = jax.lax.axis_index(AXIS) * n + jnp.arange(n)
+        self_mask = rows[:, None] == jnp.arange(total)[None, :]
+        positives = losses.positive_mask(c.loss.name, ids, ids_all, labels, labels_all)
+        scale = c.loss.temperature / c.loss.base_temperature
+
+        def loss_fn(params):
+            (_, proj, logits), updates = self.model.apply(
+                {"params": params, "batch_stats": state.batch_stats}, x, train=True,
+                mutable=["batch_stats"])
+            z = losses.l2_normalize(proj)
+            z_all = jax.lax.all_gather(z, AXIS, tiled=True)
+            per_anchor = losses.multi_positive(z, z_all, positives, self_mask, c.loss.temperature)
+            contrastive = scale * per_anchor.sum() / total
+            aux = {"contrastive_loss": contrastive}
+            loss = contrastive
+            if self.model.num_classes:
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum() / total
+                aux["online_loss"] = ce
+                aux["online_acc"] = (jnp.argmax(logits, -1) == labels).sum() / total
+                loss = loss + ce
+            return loss, (updates["batch_stats"], aux)
+
+        grads, (batch_stats, aux) = jax.grad(loss_fn, has_aux=True)(state.params)
+        grads = jax.lax.psum(grads, AXIS)
+        updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = jax.lax.psum(aux, AXIS)
+        metrics["loss"] = metrics["contrastive_loss"]
+        new_state = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats,
+                               opt_state=opt_state)
+        return new_state, metrics
+
+    def batches(self, start_step: int, process_index: int = 0, process_count: int = 1):
+        c = self.config
+        if self.dataset is not None:
+            yield from datasets.batches(self.dataset, c.train.batch_size, seed=c.seed,
+                                        start_step=start_step, process_index=process_index,
+                                        process_count=process_count)
+            return
+        local = c.train.batch_size // process_count
+        index = (process_index * local + np.arange(local)).astype(np.int32)
+        while True:  # generated instances: ids within the global batch key the randomness
+            yield {"index": index}
+
+    def view_grid(self, num_instances: int = 8) -> np.ndarray:
+        """(instances, 1 + V, S, S, 3) in [0, 1]: each anchor (or real image) beside its views."""
+        c = self.config
+        index = jnp.arange(num_instances, dtype=jnp.int32)
+        if self.generator is None:
+            image = jnp.asarray(self.dataset.images[:num_instances])
+            label = jnp.asarray(self.dataset.labels[:num_instances])
+            first = jax.vmap(lambda im: pixel.centre_crop(im.astype(jnp.float32) / 255.0,
+                                                          c.data.image_size))(image)
+        else:
+            image = label = None
+            g = self.generator
+            step_key = jax.random.fold_in(jax.random.key(c.seed), 0)
+            inst = jax.vmap(lambda i: views.sample(
+                jax.random.fold_in(jax.random.fold_in(step_key, i), 0), z_dim=g.z_dim,
+                num_classes=g.num_classes, kind=c.views.latent, sigma=c.views.sigma,
+                num_views=c.views.num_views, truncation=c.generator.truncation))(index)
+            first = (g.apply(g.params, inst["anchor"], inst["label"], c.generator.truncation) + 1) / 2
+            first = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(first)
+        x, _, _ = jax.jit(self.make_views)(0, index, image, label)
+        x = x.reshape((num_instances, c.views.num_views) + x.shape[1:])
+        return np.asarray(jnp.concatenate([first[:, None], x], 1))
+
+    def finish(self, state: TrainState, workdir: str) -> None:
+        from evaluators import plots
+        plots.save_grid(f"{workdir}/views.png", self.view_grid(),
+                        title="anchor | views" if self.generator is not None else "image | views")
