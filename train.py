@@ -122,11 +122,10 @@ def train(config, workdir: str) -> dict:
     validate(config, jax.device_count(), jax.process_count())
     workdir = prepare_workdir(workdir)
     leader = jax.process_index() == 0
+    task = tasks.get(config)  # loads the generator or the data: bad paths fail here
     if leader:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-
-    task = tasks.get(config)
     runner = Runner(task.step, config.parallel)
     state = jax.device_put(task.init_state(), runner.replicated)
     options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=True)

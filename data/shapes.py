@@ -121,6 +121,8 @@ class GenviewsShapes(tfds.core.GeneratorBasedBuilder):
                 "label": tfds.features.ClassLabel(names=CLASSES),
             }),
             supervised_keys=("image", "label"),
+            # Keep the generation order: example i of a split is `generate(split)`'s i-th.
+            disable_shuffling=True,
             description=__doc__,
         )
 

@@ -68,6 +68,11 @@ _log = logging.getLogger(__name__)
 # one, a step that needs many gets them in a few matrix products, and at most twice
 # as many candidates are re-scored as the lazy greedy strictly needs.
 _REFRESH_BATCH = 1024
+# The same cap for gain="full", where each re-scoring is a query over all examples.
+_FULL_BATCH = 64
+# A stale candidate behind by at most this many picks is brought up to date directly
+# against those picks, which is cheaper than an index query.
+_DIRECT_LAG = 512
 # Rows of queries per block when every example is scored (initial full gains, objective).
 _QUERY_BLOCK = 2048
 # Margin on the cosine below which an anchor test may skip a bucket: far above the
@@ -160,7 +165,10 @@ def _log_self_gain(n_over_eta: np.ndarray, c_over_eta: np.ndarray) -> np.ndarray
     with np.errstate(divide="ignore"):
         log_rise = np.log(-np.expm1(-2.0 * b))
     return (
-        math.log(2.0) - 2.0 * a + log_rise - np.log1p(np.exp(-2.0 * a))
+        math.log(2.0)
+        - 2.0 * a
+        + log_rise
+        - np.log1p(np.exp(-2.0 * a))
         - np.log1p(np.exp(-2.0 * (a + b)))
     )
 
@@ -218,25 +226,47 @@ class _AnchorIndex:
         self.radius = np.zeros(k)  # max angle from an item of the bucket to its anchor
         self.last_id = np.full(k, -1, np.int64)
         cos_tau = 2.0 * tau - 1.0
-        # Skip a bucket when every item is provably at an angle > theta_skip from the
-        # query, i.e. has cos < cos_tau - margin: its computed s cannot exceed tau.
+        # Every item of a bucket whose anchor is at an angle > theta_skip + radius from
+        # a query is at an angle > theta_skip from it (triangle inequality), i.e. has a
+        # cosine < cos_tau - margin: its computed s cannot exceed tau. The test runs in
+        # cosine space (no arccos, ill-conditioned near 0), on float64 cosines to the
+        # anchors, whose rounding (~1e-14) the 1e-12 below covers.
         margin = _SKIP_MARGIN[self.dtype]
         self.theta_skip = math.acos(min(1.0, max(-1.0, cos_tau - margin)))
+        self.cos_limit = np.zeros(k)
+        self._set_limits(np.arange(k))
         # Cheap pre-filter on the raw products, below the exact test s > tau.
         self.cos_lo = cos_tau - 1e-5
 
-    def _angles(self, x: np.ndarray) -> np.ndarray:
-        """Angles (float64 radians) from the rows of `x` to every anchor."""
+    def _set_limits(self, buckets: np.ndarray) -> None:
+        """Cosine to the anchor below which a query can skip the bucket."""
+        angle = np.minimum(self.theta_skip + self.radius[buckets], math.pi)
+        self.cos_limit[buckets] = np.cos(angle) - 1e-12
+
+    def _anchor_cos(self, x: np.ndarray) -> np.ndarray:
+        """float64 cosines from the rows of `x` to every anchor."""
         x64 = x.astype(np.float64)
         x64 /= np.linalg.norm(x64, axis=1, keepdims=True)
-        return np.arccos(np.clip(x64 @ self.anchors.T, -1.0, 1.0))
+        return x64 @ self.anchors.T
+
+    def hits(self, q: np.ndarray, vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row of q, row of vecs, s) of the pairs with s > tau, s as float64.
+
+        s is computed as 0.5 + 0.5 cos in the compute dtype and compared with tau there,
+        exactly as the definition reads; the raw pre-filter only saves that work on
+        the pairs that are far below the threshold.
+        """
+        cos = q @ vecs.T
+        r, c = np.nonzero(cos > self.cos_lo)
+        s = 0.5 + 0.5 * cos[r, c]
+        keep = s > self.tau
+        return r[keep], c[keep], s[keep].astype(np.float64)
 
     def add(self, vecs: np.ndarray, ids: np.ndarray) -> None:
         """Appends unit vectors (compute dtype) with ids larger than any added before."""
         x64 = vecs.astype(np.float64)
         x64 /= np.linalg.norm(x64, axis=1, keepdims=True)
         bucket = np.argmax(x64 @ self.anchors.T, axis=1)
-        # The angle to the anchor from the chord, accurate also near 0 (arccos is not).
         chord = np.linalg.norm(x64 - self.anchors[bucket], axis=1)
         angle = 2.0 * np.arcsin(np.minimum(chord / 2.0, 1.0))
         order = np.argsort(bucket, kind="stable")
@@ -259,6 +289,7 @@ class _AnchorIndex:
             self.count[b] = cnt + new
             self.radius[b] = max(self.radius[b], float(angle[grp].max()))
             self.last_id[b] = ids[grp[-1]]
+            self._set_limits(np.array([b]))
 
     def query(
         self, q: np.ndarray, min_id: np.ndarray | None = None
@@ -268,7 +299,7 @@ class _AnchorIndex:
         `q` holds unit vectors in the compute dtype; with `min_id`, only items whose
         id is >= min_id[row] are reported for that row.
         """
-        need = (self._angles(q) - self.radius[None, :] <= self.theta_skip) & (self.count > 0)
+        need = (self._anchor_cos(q) >= self.cos_limit[None, :]) & (self.count > 0)
         if min_id is not None:
             need &= self.last_id[None, :] >= min_id[:, None]
         for b in np.flatnonzero(need.any(axis=0)):
@@ -278,19 +309,13 @@ class _AnchorIndex:
             if min_id is not None:
                 start = int(np.searchsorted(ids, min_id[rows].min()))
                 vecs, ids = vecs[start:], ids[start:]
-            qb = q if rows.size == q.shape[0] else q[rows]
-            cos = qb @ vecs.T
-            r, c = np.nonzero(cos > self.cos_lo)
-            if r.size == 0:
-                continue
-            s = 0.5 + 0.5 * cos[r, c]
-            keep = s > self.tau
-            r, c, s = rows[r[keep]], ids[c[keep]], s[keep]
+            r, c, s = self.hits(q if rows.size == q.shape[0] else q[rows], vecs)
+            r, c = rows[r], ids[c]
             if min_id is not None:
                 keep = c >= min_id[r]
                 r, c, s = r[keep], c[keep], s[keep]
             if r.size:
-                yield r, c, s.astype(np.float64)
+                yield r, c, s
 
 
 def _build_index(
@@ -415,7 +440,9 @@ class _SelfGain:
     """Scores of gain="self": log(tanh((N(p) + c(p))/eta) - tanh(N(p)/eta)).
 
     N(p) is only brought up to date when p is re-scored, from p's similarities to the
-    picks made since its last scoring (held in an anchor index keyed by pick time).
+    picks made since its last scoring: directly against those picks when they are few
+    (the common case of a candidate re-scored a few steps ago), else through an anchor
+    index of the picks keyed by pick time.
     """
 
     def __init__(
@@ -425,6 +452,7 @@ class _SelfGain:
         self.nconf = np.zeros(emb.shape[0])  # N(x), exact up to `since`
         self.since = np.zeros(emb.shape[0], np.int64)
         self.pick_conf = np.empty(budget)
+        self.pick_emb = np.empty((budget, emb.shape[1]), emb.dtype)  # in pick order
         self.picks = _build_index(emb, tau, budget)
 
     def initial(self) -> np.ndarray:
@@ -432,14 +460,26 @@ class _SelfGain:
 
     def rescore(self, idx: np.ndarray, t: int) -> np.ndarray:
         add = np.zeros(idx.size)
-        for rows, times, s in self.picks.query(self.emb[idx], min_id=self.since[idx]):
-            add += np.bincount(rows, weights=s * self.pick_conf[times], minlength=idx.size)
+        since = self.since[idx]
+        recent = t - since <= _DIRECT_LAG
+        if recent.any():
+            rows = np.flatnonzero(recent)
+            lo = int(since[rows].min())
+            r, c, s = self.picks.hits(self.emb[idx[rows]], self.pick_emb[lo:t])
+            keep = c + lo >= since[rows[r]]
+            r, c, s = rows[r[keep]], c[keep] + lo, s[keep]
+            add += np.bincount(r, weights=s * self.pick_conf[c], minlength=idx.size)
+        if not recent.all():
+            rows = np.flatnonzero(~recent)
+            for r, times, s in self.picks.query(self.emb[idx[rows]], min_id=since[rows]):
+                add += np.bincount(rows[r], weights=s * self.pick_conf[times], minlength=idx.size)
         self.nconf[idx] += add
         self.since[idx] = t
         return _log_self_gain(self.nconf[idx] / self.eta, self.conf[idx] / self.eta)
 
     def on_pick(self, p: int, t: int) -> None:
         self.pick_conf[t] = self.conf[p]
+        self.pick_emb[t] = self.emb[p]
         self.picks.add(self.emb[p : p + 1], np.array([t]))
 
 
@@ -555,7 +595,7 @@ def prune4rel(
         batch = _REFRESH_BATCH
     else:
         scorer = _FullGain(emb, conf, tau, eta)
-        batch = 1  # each re-scoring is a row over all examples: re-score no extra ones
+        batch = _FULL_BATCH
     return _lazy_greedy(scorer.initial(), groups, budget, scorer.rescore, scorer.on_pick, batch)
 
 

@@ -32,3 +32,21 @@ def save_grid(path: str, images: np.ndarray, title: str = "", scale: int = 3) ->
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def bar_chart(path: str, labels: list[str], series: dict[str, list[float]], *, ylabel: str,
+              title: str = "") -> None:
+    """Grouped bars: one group per label, one bar per series."""
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels) + 1), 3.2), dpi=100)
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(labels))
+    for i, (name, values) in enumerate(series.items()):
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(x, labels, rotation=15, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

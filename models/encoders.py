@@ -18,9 +18,10 @@ ENCODERS = ("convnet", "resnet18", "resnet50")
 
 
 class ConvNet(nn.Module):
-    """A small VGG-style ConvNet for smoke tests and CPU-sized runs."""
+    """A small all-convolutional net (3×3 conv, BN, ReLU; stride 2 after the first) for
+    smoke tests and CPU-sized runs; features are the global mean of the last stage."""
 
-    widths: Sequence[int] = (32, 64, 128)
+    widths: Sequence[int] = (16, 32, 64, 128)
     axis_name: str | None = None
 
     @nn.compact
@@ -29,8 +30,6 @@ class ConvNet(nn.Module):
                                  axis_name=self.axis_name if train else None)
         for i, width in enumerate(self.widths):
             x = nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, use_bias=False)(x)
-            x = nn.relu(norm()(x))
-            x = nn.Conv(width, (3, 3), use_bias=False)(x)
             x = nn.relu(norm()(x))
         return jnp.mean(x, axis=(1, 2))
 
@@ -135,7 +134,7 @@ def build_encoder(name: str, *, image_size: int, width: int = 32,
     """The encoder named by config key model.encoder; the stem follows the image size."""
     stem = "cifar" if image_size <= 64 else "imagenet"
     if name == "convnet":
-        return ConvNet(widths=(width, 2 * width, 4 * width), axis_name=axis_name)
+        return ConvNet(widths=(width, 2 * width, 4 * width, 8 * width), axis_name=axis_name)
     if name == "resnet18":
         return ResNet((2, 2, 2, 2), "basic", stem, axis_name)
     if name == "resnet50":

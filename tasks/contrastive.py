@@ -93,14 +93,18 @@ class ContrastiveTask:
 
     def init_state(self) -> TrainState:
         s = self.config.data.image_size
-        x = jnp.zeros((2, s, s, 3))
-        # BatchNorm's axis_name must be bound: initialise under a one-device vmap.
-        variables = jax.vmap(lambda x: self.model.init(jax.random.key(self.config.seed), x, train=True),
-                             axis_name=AXIS)(x[None])
-        variables = jax.tree.map(lambda v: v[0], variables)
-        params = variables["params"]
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          batch_stats=variables["batch_stats"], opt_state=self.tx.init(params))
+
+        @jax.jit
+        def init(key):
+            # BatchNorm's axis_name must be bound: initialise under a one-device vmap.
+            x = jnp.zeros((1, 2, s, s, 3))
+            variables = jax.vmap(lambda x: self.model.init(key, x, train=True), axis_name=AXIS)(x)
+            variables = jax.tree.map(lambda v: v[0], variables)
+            params = variables["params"]
+            return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                              batch_stats=variables["batch_stats"], opt_state=self.tx.init(params))
+
+        return init(jax.random.key(self.config.seed))
 
     def make_views(self, step, index, image=None, label=None):
         """The views (b·V, S, S, 3) in [0, 1] of instances `index`, with their ids and labels."""
@@ -187,24 +191,30 @@ class ContrastiveTask:
         """(instances, 1 + V, S, S, 3) in [0, 1]: each anchor (or real image) beside its views."""
         c = self.config
         index = jnp.arange(num_instances, dtype=jnp.int32)
+        image = label = None
         if self.generator is None:
             image = jnp.asarray(self.dataset.images[:num_instances])
             label = jnp.asarray(self.dataset.labels[:num_instances])
-            first = jax.vmap(lambda im: pixel.centre_crop(im.astype(jnp.float32) / 255.0,
-                                                          c.data.image_size))(image)
-        else:
-            image = label = None
-            g = self.generator
-            step_key = jax.random.fold_in(jax.random.key(c.seed), 0)
-            inst = jax.vmap(lambda i: views.sample(
-                jax.random.fold_in(jax.random.fold_in(step_key, i), 0), z_dim=g.z_dim,
-                num_classes=g.num_classes, kind=c.views.latent, sigma=c.views.sigma,
-                num_views=c.views.num_views, truncation=c.generator.truncation))(index)
-            first = (g.apply(g.params, inst["anchor"], inst["label"], c.generator.truncation) + 1) / 2
+
+        @jax.jit
+        def grid(image, label):
+            if self.generator is None:
+                first = image.astype(jnp.float32) / 255.0
+            else:  # the anchors that make_views perturbs at step 0
+                g = self.generator
+                step_key = jax.random.fold_in(jax.random.key(c.seed), 0)
+                inst = jax.vmap(lambda i: views.sample(
+                    jax.random.fold_in(jax.random.fold_in(step_key, i), 0), z_dim=g.z_dim,
+                    num_classes=g.num_classes, kind=c.views.latent, sigma=c.views.sigma,
+                    num_views=c.views.num_views, truncation=c.generator.truncation))(index)
+                first = (g.apply(g.params, inst["anchor"], inst["label"],
+                                 c.generator.truncation) + 1) / 2
             first = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(first)
-        x, _, _ = jax.jit(self.make_views)(0, index, image, label)
-        x = x.reshape((num_instances, c.views.num_views) + x.shape[1:])
-        return np.asarray(jnp.concatenate([first[:, None], x], 1))
+            x, _, _ = self.make_views(0, index, image, label)
+            x = x.reshape((num_instances, c.views.num_views) + x.shape[1:])
+            return jnp.concatenate([first[:, None], x], 1)
+
+        return np.asarray(grid(image, label))
 
     def finish(self, state: TrainState, workdir: str) -> None:
         from evaluators import plots

@@ -45,18 +45,23 @@ class GeneratorTask:
 
     def init_state(self) -> TrainState:
         c = self.config
-        kg, kd = jax.random.split(jax.random.key(c.seed))
-        z = jnp.zeros((2, c.generator.z_dim))
-        y = jnp.zeros((2,), jnp.int32)
-        g_vars = jax.vmap(lambda z: self.g.init(kg, z, y, train=True), axis_name=AXIS)(z[None])
-        g_vars = jax.tree.map(lambda v: v[0], g_vars)
-        x = jnp.zeros((2, c.generator.resolution, c.generator.resolution, 3))
-        d_vars = self.d.init(kd, x, y, train=True)
-        params = {"g": g_vars["params"], "d": d_vars["params"]}
-        stats = {"g": g_vars["batch_stats"], "d": d_vars["batch_stats"]}
-        opt = {"g": self.tx_g.init(params["g"]), "d": self.tx_d.init(params["d"])}
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
-                          opt_state=opt)
+
+        @jax.jit
+        def init(key):
+            kg, kd = jax.random.split(key)
+            z = jnp.zeros((1, 2, c.generator.z_dim))
+            y = jnp.zeros((2,), jnp.int32)
+            g_vars = jax.vmap(lambda z: self.g.init(kg, z, y, train=True), axis_name=AXIS)(z)
+            g_vars = jax.tree.map(lambda v: v[0], g_vars)
+            x = jnp.zeros((2, c.generator.resolution, c.generator.resolution, 3))
+            d_vars = self.d.init(kd, x, y, train=True)
+            params = {"g": g_vars["params"], "d": d_vars["params"]}
+            stats = {"g": g_vars["batch_stats"], "d": d_vars["batch_stats"]}
+            opt = {"g": self.tx_g.init(params["g"]), "d": self.tx_d.init(params["d"])}
+            return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
+                              opt_state=opt)
+
+        return init(jax.random.key(c.seed))
 
     def step(self, state: TrainState, batch: dict):
         c = self.config

@@ -37,8 +37,12 @@ def _dec(x: float) -> decimal.Decimal:
 
 
 def _fixture(
-    n: int = 200, d: int = 8, sizes: tuple[int, ...] = (110, 60, 30), seed: int = 0,
-    clusters: int = 6, spread: float = 0.45,
+    n: int = 200,
+    d: int = 8,
+    sizes: tuple[int, ...] = (110, 60, 30),
+    seed: int = 0,
+    clusters: int = 6,
+    spread: float = 0.45,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clustered float64 embeddings, confidences in (0.05, 1), unequal noisy classes."""
     assert sum(sizes) == n
@@ -128,20 +132,41 @@ def test_matches_reference(data, gain, balance):
 
 @pytest.mark.parametrize("gain", ["self", "full"])
 def test_exact_whatever_the_anchors_and_batches(data, gain, monkeypatch):
-    """Anchor skipping and batch sizes change the time only, never the picks."""
+    """Anchor skipping, batch sizes and the direct path change the time, never the picks."""
     emb, conf, labels = data
     want = prune4rel(emb, conf, labels, 90, tau=0.8, gain=gain)
-    for anchors, batch in [(1, 1), (40, 7), (200, 10_000)]:
+    # 200 anchors leave ~1 example per bucket: the skip test is as tight as it gets.
+    for anchors, batch, lag in [(1, 1, 0), (40, 7, 0), (200, 10_000, 0), (200, 3, 4)]:
         monkeypatch.setattr(coreset, "_num_anchors", lambda _n, k=anchors: k)
         monkeypatch.setattr(coreset, "_REFRESH_BATCH", batch)
+        monkeypatch.setattr(coreset, "_DIRECT_LAG", lag)
         np.testing.assert_array_equal(prune4rel(emb, conf, labels, 90, tau=0.8, gain=gain), want)
+
+
+@pytest.mark.parametrize("gain", ["self", "full"])
+def test_ties_go_to_the_lowest_index(data, gain):
+    emb, _, labels = data
+    # Zero confidences: every gain is exactly 0 at every step.
+    picks = prune4rel(emb, np.zeros(200), labels, 12, tau=0.8, gain=gain, balance=False)
+    np.testing.assert_array_equal(picks, np.arange(12))
+    picks = prune4rel(emb, np.zeros(200), labels, 12, tau=0.8, gain=gain)
+    want = [np.flatnonzero(labels == k)[i] for i in range(4) for k in range(3)]
+    np.testing.assert_array_equal(picks, want)
+
+
+def test_self_gain_ties_without_neighbours():
+    """Orthogonal examples and one confidence: all self gains stay equal."""
+    emb = np.eye(12)
+    picks = prune4rel(emb, np.full(12, 0.7), np.zeros(12), 12, tau=0.6, balance=False)
+    np.testing.assert_array_equal(picks, np.arange(12))
 
 
 def test_saturated_self_gain_matches_reference():
     """Tight clusters saturate tanh (N/eta > 19); the log-space gain still orders
     candidates exactly as the 80-digit reference does, not by index."""
-    emb, conf, labels = _fixture(n=300, d=16, sizes=(100, 100, 100), seed=3, clusters=4,
-                                 spread=0.25)
+    emb, conf, labels = _fixture(
+        n=300, d=16, sizes=(100, 100, 100), seed=3, clusters=4, spread=0.25
+    )
     kw = dict(tau=0.9, eta=1.0, balance=True, gain="self")
     want = _reference(emb, conf, labels, 120, min_gap=1e-9, **kw)
     nconf = _weights(emb, 0.9)[:, want] @ conf[want]
@@ -178,10 +203,12 @@ def test_full_gain_beats_self_and_random(data, balance):
     emb, conf, labels = data
     kw = dict(tau=0.8, eta=1.0)
     budget = 40
-    f_full = objective(emb, conf, prune4rel(emb, conf, labels, budget, gain="full",
-                                            balance=balance, **kw), **kw)
-    f_self = objective(emb, conf, prune4rel(emb, conf, labels, budget, gain="self",
-                                            balance=balance, **kw), **kw)
+    f_full = objective(
+        emb, conf, prune4rel(emb, conf, labels, budget, gain="full", balance=balance, **kw), **kw
+    )
+    f_self = objective(
+        emb, conf, prune4rel(emb, conf, labels, budget, gain="self", balance=balance, **kw), **kw
+    )
     assert f_full >= f_self
     rng = np.random.default_rng(2)
     for _ in range(10):

@@ -327,8 +327,14 @@ def stats_interpolation(truncation: Any, n_stats: int) -> tuple[jax.Array, jax.A
 
 def class_vector(y: jax.Array, num_classes: int) -> jax.Array:
     """Integer ids (B,) -> one-hot float32 (B, num_classes); (B, num_classes) passes through."""
-    y = jnp.asarray(y)
+    concrete = not isinstance(y, jax.core.Tracer)
+    y = np.asarray(y) if concrete else y
     if y.ndim == 1 and jnp.issubdtype(y.dtype, jnp.integer):
+        if concrete:
+            # one_hot would silently give an all-zero vector for an id out of range.
+            bad = y[(y < 0) | (y >= num_classes)]
+            if bad.size:
+                raise ValueError(f"class ids must be in [0, {num_classes}), got {bad[:4]}")
         return jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
     if y.ndim == 2 and y.shape[-1] == num_classes:
         return y.astype(jnp.float32)

@@ -1,7 +1,7 @@
 """The small class-conditional GAN that genviews pretrains on the embedded dataset.
 
-Generator: [z, embed(y)] → 4×4 → (upsample, 3×3 conv, BatchNorm, ReLU)* → tanh,
-DCGAN-style with nearest-neighbour upsampling. Discriminator: spectral-normalised
+Generator: [z, embed(y)] → 4×4 → (4×4 transposed conv /2, BatchNorm, ReLU)* →
+3×3 conv → tanh, as DCGAN. Discriminator: spectral-normalised strided
 convolutions with a projection head for the class (Miyato & Koyama 2018),
 trained with the hinge loss (losses.hinge_*). At sampling time the generator's
 BatchNorm uses its running statistics, so an image depends only on its own z, y.
@@ -44,10 +44,9 @@ class DCGANGenerator(nn.Module):
         h = nn.Dense(4 * 4 * channels)(h).reshape(z.shape[0], 4, 4, channels)
         h = nn.relu(norm()(h))
         for i in range(n):
-            channels = self.width * 2 ** max(n - 2 - i, 0)
-            b, s = h.shape[0], h.shape[1]
-            h = jax.image.resize(h, (b, 2 * s, 2 * s, h.shape[-1]), "nearest")
-            h = nn.relu(norm()(nn.Conv(channels, (3, 3), use_bias=False)(h)))
+            channels = self.width * 2 ** (n - 2 - i) if i < n - 1 else self.width // 2
+            h = nn.ConvTranspose(channels, (4, 4), (2, 2), padding="SAME", use_bias=False)(h)
+            h = nn.relu(norm()(h))
         return jnp.tanh(nn.Conv(3, (3, 3))(h))
 
 
@@ -63,8 +62,7 @@ class ProjectionDiscriminator(nn.Module):
         h = x
         channels = self.width
         while h.shape[1] > 4:
-            h = nn.leaky_relu(sn(nn.Conv(channels, (3, 3)))(h, update_stats=train), 0.1)
-            h = nn.leaky_relu(sn(nn.Conv(2 * channels, (4, 4), 2))(h, update_stats=train), 0.1)
+            h = nn.leaky_relu(sn(nn.Conv(channels, (4, 4), 2))(h, update_stats=train), 0.1)
             channels *= 2
         features = jnp.sum(h, axis=(1, 2))
         out = sn(nn.Dense(1))(features, update_stats=train)[:, 0]
@@ -78,7 +76,7 @@ def init_params(hparams: dict, key: jax.Array) -> dict:
     """Random generator variables (params and BatchNorm statistics) for `hparams`."""
     module = DCGANGenerator(**{k: hparams[k] for k in ("z_dim", "num_classes", "resolution", "width")})
     z = jnp.zeros((1, hparams["z_dim"]))
-    return module.init(key, z, jnp.zeros((1,), jnp.int32))
+    return jax.jit(module.init)(key, z, jnp.zeros((1,), jnp.int32))
 
 
 @register("dcgan")

@@ -1,0 +1,66 @@
+"""Frozen encoder features of labelled images, and the encoder restored from a run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from data import pixel
+from errors import UserError
+from models import encoders
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise UserError(f"{workdir} is not a run directory: {path} is missing")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False):
+    """(encoder module, its variables, step) from the latest checkpoint of a contrastive run."""
+    if config.task != "contrastive":
+        raise UserError(f"{workdir} trained task={config.task!r}; eval.py evaluates encoders "
+                        "of contrastive runs")
+    directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    manager = ocp.CheckpointManager(directory)
+    step = manager.latest_step()
+    if step is None:
+        raise UserError(f"{workdir} has no checkpoint in {directory}: train it first")
+    if step < config.train.steps and not allow_unfinished:
+        raise UserError(f"{workdir} is unfinished (checkpoint at step {step} of "
+                        f"{config.train.steps}): run its train.py command again to finish it")
+    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    manager.close()
+    variables = {"params": restored["params"]["encoder"],
+                 "batch_stats": restored["batch_stats"]["encoder"]}
+    encoder = encoders.build_encoder(config.model.encoder, image_size=config.data.image_size,
+                                     width=config.model.width)
+    return encoder, variables, step
+
+
+def extract(encoder, variables, images: np.ndarray, image_size: int, batch_size: int = 1000) -> np.ndarray:
+    """Features (N, d) of uint8 images, centre-cropped to image_size, in fixed-size batches."""
+
+    @jax.jit
+    def apply(batch):
+        x = batch.astype(jnp.float32) / 255.0
+        x = jax.vmap(lambda im: pixel.centre_crop(im, image_size))(x)
+        return encoder.apply(variables, x * 2.0 - 1.0, train=False)
+
+    out = []
+    n = len(images)
+    for start in range(0, n, batch_size):
+        batch = images[start:start + batch_size]
+        pad = batch_size - len(batch)
+        if pad:
+            batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], batch.dtype)])
+        out.append(np.asarray(apply(batch))[:batch_size - pad])
+    return np.concatenate(out)

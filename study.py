@@ -1,0 +1,123 @@
+"""Studies: configs that list runs, train and evaluate each, and compare them.
+
+A study config has a `study` field (its title), `runs` (name → an experiment
+config) and `kinds` (name → "generated" | "real" | "random" for encoders that are
+probed, "" for runs that are not, like a generator). A run may name another
+run's directory with "@NAME" (e.g. generator.checkpoint="@generator"). Each run
+goes to DIR/NAME/ with the usual contract, so a study resumes like a run; the
+comparison goes to DIR/results.json, DIR/results.md and DIR/results.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import eval as evaluation
+import train
+from errors import ConfigError
+
+
+def _resolve(config, workdir: str) -> None:
+    ref = config.generator.checkpoint
+    if isinstance(ref, str) and ref.startswith("@"):
+        config.generator.checkpoint = os.path.join(workdir, ref[1:])
+
+
+def _timed(path: str, fn) -> float:
+    """Runs fn once per run directory and remembers its wall time in `path`."""
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)["wall_s"]
+    start = time.time()
+    fn()
+    wall = time.time() - start
+    with open(path, "w") as f:
+        json.dump({"wall_s": wall}, f)
+    return wall
+
+
+def run(config, workdir: str) -> dict:
+    """Trains and evaluates every run of the study; writes and returns results.json's content."""
+    from configs.common import validate
+
+    workdir = train.prepare_workdir(workdir)
+    names = list(config.runs.keys())
+    unknown = [n for n in config.kinds.keys() if n not in names]
+    if unknown:
+        raise ConfigError(f"config key kinds: {unknown} are not runs of the study")
+    import jax
+    for name in names:  # every run's config is checked before any of them starts
+        try:
+            validate(config.runs[name], jax.device_count(), jax.process_count())
+        except ConfigError as e:
+            raise ConfigError(f"runs.{name}: {e}") from None
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+    rows, extra = [], {}
+    for i, name in enumerate(names):
+        run_config = config.runs[name]
+        _resolve(run_config, workdir)
+        rundir = os.path.join(workdir, name)
+        kind = config.kinds.get(name, "")
+        print(f"[{i + 1}/{len(names)}] {name}: {rundir}", flush=True)
+        os.makedirs(rundir, exist_ok=True)
+        train_s = _timed(os.path.join(rundir, "train_time.json"), lambda: train.train(run_config, rundir))
+        if not kind:
+            extra[name] = {"wall_s": train_s}
+            continue
+        eval_path = os.path.join(rundir, "eval.json")
+        if not os.path.exists(eval_path):
+            evaluation.evaluate(rundir)
+        with open(eval_path) as f:
+            result = json.load(f)
+        row = {"run": name, "data": kind, "linear_probe_top1": result["linear_probe"]["top1"],
+               "knn_top1": result["knn"]["top1"], "wall_s": train_s + result["wall_s"]}
+        rows.append(row)
+        print(f"    linear probe {row['linear_probe_top1']:.2f}%  kNN {row['knn_top1']:.2f}%", flush=True)
+
+    results = {"study": config.study, "rows": rows, "other_runs": extra}
+    _write(workdir, config, results)
+    return results
+
+
+def _write(workdir: str, config, results: dict) -> None:
+    from evaluators import plots
+
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    rows = results["rows"]
+    lines = [f"# {config.study}", "",
+             "| run | data | linear probe top-1 (%) | kNN top-1 (%) | wall (s) |",
+             "|---|---|---:|---:|---:|"]
+    lines += [f"| {r['run']} | {r['data']} | {r['linear_probe_top1']:.2f} | {r['knn_top1']:.2f} "
+              f"| {r['wall_s']:.0f} |" for r in rows]
+    for name, info in results["other_runs"].items():
+        lines.append(f"\n{name}: trained in {info['wall_s']:.0f} s")
+    by_kind = {}
+    for r in rows:
+        best = by_kind.get(r["data"])
+        if best is None or r["linear_probe_top1"] > best["linear_probe_top1"]:
+            by_kind[r["data"]] = r
+    if {"generated", "real"} <= by_kind.keys():
+        g, r = by_kind["generated"], by_kind["real"]
+        lines.append(f"\nBest generated-views encoder ({g['run']}) reaches "
+                     f"{100 * g['linear_probe_top1'] / r['linear_probe_top1']:.1f}% of the "
+                     f"real-data encoder's linear-probe top-1.")
+        if "random" in by_kind:
+            lines.append(f"It beats the random encoder by "
+                         f"{g['linear_probe_top1'] - by_kind['random']['linear_probe_top1']:.1f} points.")
+        grid = os.path.join(workdir, g["run"], "views.png")
+        if os.path.exists(grid):
+            shutil.copy(grid, os.path.join(workdir, "views.png"))
+            lines.append("\n![anchors beside their views](views.png)")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+        f.write(text)
+    plots.bar_chart(os.path.join(workdir, "results.png"), [r["run"] for r in rows],
+                    {"linear probe": [r["linear_probe_top1"] for r in rows],
+                     "kNN": [r["knn_top1"] for r in rows]}, ylabel="top-1 (%)", title=config.study)
+    print(text, flush=True)
