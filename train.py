@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -120,9 +121,9 @@ def train(config, workdir: str) -> dict:
     from parallel import Runner
 
     validate(config, jax.device_count(), jax.process_count())
+    task = tasks.get(config)  # loads the generator or the data: bad paths fail here
     workdir = prepare_workdir(workdir)
     leader = jax.process_index() == 0
-    task = tasks.get(config)  # loads the generator or the data: bad paths fail here
     if leader:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2, sort_keys=True))
@@ -201,6 +202,22 @@ def _loop(config, task, runner, manager, writer, state, start, total, tqdm, lead
     return last
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with a one-line error for a bad config file or --config.KEY."""
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, OSError) as e:  # OSError: the config file cannot be read
+        message = str(e)
+    except (AttributeError, KeyError) as e:  # ml_collections: a --config.KEY the config lacks
+        text = str(e).replace("\\n", " ").replace("\\'", "").strip("'\"")
+        overrides = [a[2:].split("=")[0] for a in argv if a.startswith("--config.")]
+        name = re.search(r"^'?([\w-]+)", text)
+        key = next((o for o in overrides if name and name.group(1) in o.split(".")), "?")
+        message = f"unknown config key {key[len('config.'):]}: {' '.join(text.split())}"
+    print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -213,6 +230,10 @@ def main(argv) -> None:
         initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                _INIT_TIMEOUT.value)
         config = _CONFIG.value
+        try:
+            config.keys()  # a config file that failed to load raises here
+        except OSError as e:
+            raise UserError(f"cannot load --config: {' '.join(str(e).split())}") from None
         if "study" in config:
             import study
             study.run(config, _WORKDIR.value)
@@ -224,4 +245,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--d", type=int, default=128, help="feature dimension")
     parser.add_argument("--budget", type=float, default=0.1, help="fraction of n to select")
     parser.add_argument("--gain", choices=["self", "full"], default="self")
+    parser.add_argument("--clusters", type=int, default=100, help="Gaussian clusters")
     parser.add_argument("--tau", type=float, default=0.95)
     parser.add_argument("--eta", type=float, default=1.0)
     parser.add_argument("--no_balance", action="store_true", help="pick over all classes")
@@ -126,7 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
-    feats, confidence, labels = clustered_features(args.n, args.d, seed=args.seed)
+    feats, confidence, labels = clustered_features(
+        args.n, args.d, clusters=args.clusters, seed=args.seed
+    )
     input_mb = (feats.nbytes + confidence.nbytes + labels.nbytes) / 2**20
     neighbours = _mean_neighbours(feats, args.tau)
     budget = int(round(args.budget * args.n))
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "prune4rel",
         "n": args.n,
         "d": args.d,
+        "clusters": args.clusters,
         "budget": budget,
         "gain": args.gain,
         "balance": not args.no_balance,

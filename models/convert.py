@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -101,7 +101,7 @@ def write_generator(out_dir: str, generator: Any, params: Any, overwrite: bool =
 
 
 def convert_biggan(checkpoint: str, config: str | None, out: str, overwrite: bool = False,
-                   log=print) -> dict:
+                   log: Callable[[str], Any] = print) -> dict:
     """Converts a pytorch-pretrained-biggan checkpoint to DIR `out`; returns a summary dict.
 
     `config` defaults to config.json beside the checkpoint (the published layout).

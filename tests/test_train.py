@@ -1,0 +1,148 @@
+"""The training loop: the loss falls, runs resume to the same result, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import train
+from configs import genviews, real
+from errors import NonFiniteLoss
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _metrics(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def _params(workdir, step):
+    manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    manager.close()
+    return restored["params"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run") / "gv")
+    config = genviews.get_config("smoke")
+    config.train.steps = 8
+    config.train.log_every = 2
+    config.train.ckpt_every = 4
+    train.train(config, workdir)
+    return config, workdir
+
+
+def test_run_directory_contract(finished_run):
+    _, workdir = finished_run
+    for name in ("config.json", "metrics.jsonl", "checkpoints", "views.png"):
+        assert os.path.exists(os.path.join(workdir, name)), name
+    lines = _metrics(workdir)
+    assert [m["step"] for m in lines] == [2, 4, 6, 8]
+    assert all({"step", "loss", "examples_per_sec"} <= m.keys() for m in lines)
+
+
+def test_loss_falls(finished_run):
+    losses = [m["loss"] for m in _metrics(finished_run[1])]
+    assert losses[-1] < losses[0] - 0.3, losses
+
+
+def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path):
+    config, workdir = finished_run
+    copy = str(tmp_path / "copy")
+    shutil.copytree(workdir, copy)
+    # Interrupted after the checkpoint of step 4: the last checkpoint and log lines are lost.
+    shutil.rmtree(os.path.join(copy, "checkpoints", "8"))
+    with open(os.path.join(copy, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"step": 6, "loss": 123.0, "examples_per_sec": 1.0}) + "\n")
+    train.train(config, copy)
+    np.testing.assert_allclose(_flat(_params(copy, 8)), _flat(_params(workdir, 8)),
+                               rtol=1e-5, atol=1e-6)
+    strip = lambda ms: [(m["step"], round(m["loss"], 4)) for m in ms]  # noqa: E731
+    assert strip(_metrics(copy)) == strip(_metrics(workdir))
+
+
+def test_finished_run_is_not_redone(finished_run, capsys):
+    config, workdir = finished_run
+    before = _metrics(workdir)
+    train.train(config, workdir)
+    assert "already finished" in capsys.readouterr().out
+    assert _metrics(workdir) == before
+
+
+def _leaves(tree):
+    import jax
+    return jax.tree.leaves(tree)
+
+
+def _flat(tree):
+    return np.concatenate([np.ravel(v) for v in _leaves(tree)])
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = genviews.get_config("smoke")
+    config.optim.lr = 1e30
+    config.train.steps = 8
+    config.train.ckpt_every = 1
+    config.train.log_every = 1
+    workdir = str(tmp_path / "nan")
+    with pytest.raises(NonFiniteLoss, match="last good checkpoint"):
+        train.train(config, workdir)
+    manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+    step = manager.latest_step()
+    assert step is not None and step < 8
+    manager.close()
+    assert np.all(np.isfinite(_flat(_params(workdir, step))))
+
+
+def _cli(*args, cwd=ROOT):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "train.py", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--config.optim.lrr=0.1"], "unknown config key optim.lrr"),
+    (["--config.optim.lr=-1"], "config key optim.lr: must be > 0"),
+    (["--config.train.batch_size=0"], "config key train.batch_size"),
+    (["--config.views.latent=angularr"], "config key views.latent"),
+    (["--config.generator.init=checkpoint", "--config.generator.checkpoint=/no/such/dir"],
+     "no generator checkpoint in /no/such/dir"),
+])
+def test_bad_input_is_one_line_and_overwrites_nothing(tmp_path, args, expected):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "config.json").write_text("precious")
+    result = _cli("--config", "configs/genviews.py:smoke", "--workdir", str(workdir), *args)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and expected in last, result.stderr[-2000:]
+    assert (workdir / "config.json").read_text() == "precious"
+    assert sorted(os.listdir(workdir)) == ["config.json"]
+
+
+def test_unknown_dataset_and_unwritable_workdir(tmp_path, tfds_dir):
+    result = _cli("--config", "configs/real.py:smoke", "--workdir", str(tmp_path / "r"),
+                  "--config.data.name=no_such_dataset")
+    assert result.returncode == 2 and "unknown dataset 'no_such_dataset'" in result.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = _cli("--config", "configs/genviews.py:smoke", "--workdir", str(blocker / "run"))
+    assert result.returncode == 2 and "is not writable" in result.stderr
+
+
+def test_real_data_smoke_runs(tmp_path, tfds_dir):
+    config = real.get_config("smoke")
+    config.data.data_dir = tfds_dir
+    workdir = str(tmp_path / "real")
+    last = train.train(config, workdir)
+    assert np.isfinite(last["loss"]) and 0 <= last["online_acc"] <= 1
