@@ -21,13 +21,18 @@ from absl import app, flags, logging  # noqa: E402
 
 from errors import UserError  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "run directory to evaluate")
-_DATASET = flags.DEFINE_string("dataset", None, "TFDS dataset to probe (default: the run's)")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the run's)")
-_MAX_TRAIN = flags.DEFINE_integer("max_train", None, "probe on the first N train examples")
-_MAX_TEST = flags.DEFINE_integer("max_test", None, "test on the first N test examples")
-_UNFINISHED = flags.DEFINE_bool("allow_unfinished", False, "evaluate the latest checkpoint of "
-                                "an unfinished run")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line; defined only when eval.py runs as a program (it is also imported)."""
+    flags.DEFINE_string("workdir", None, "run directory to evaluate")
+    flags.DEFINE_string("dataset", None, "TFDS dataset to probe (default: the run's)")
+    flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the run's)")
+    flags.DEFINE_integer("max_train", None, "probe on the first N train examples")
+    flags.DEFINE_integer("max_test", None, "test on the first N test examples")
+    flags.DEFINE_bool("allow_unfinished", False,
+                      "evaluate the latest checkpoint of an unfinished run")
 
 
 def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None = None,
@@ -75,18 +80,19 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     try:
-        if _WORKDIR.value is None:
+        if FLAGS.workdir is None:
             raise UserError("--workdir is required")
-        r = evaluate(_WORKDIR.value, dataset=_DATASET.value, data_dir=_DATA_DIR.value,
-                     max_train=_MAX_TRAIN.value, max_test=_MAX_TEST.value,
-                     allow_unfinished=_UNFINISHED.value)
+        r = evaluate(FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+                     max_train=FLAGS.max_train, max_test=FLAGS.max_test,
+                     allow_unfinished=FLAGS.allow_unfinished)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     print(f"{r['dataset']}: linear probe top-1 {r['linear_probe']['top1']:.2f}% "
           f"(L2 {r['linear_probe']['l2']:g}), kNN top-1 {r['knn']['top1']:.2f}% "
-          f"-> {os.path.join(_WORKDIR.value, 'eval.json')}")
+          f"-> {os.path.join(FLAGS.workdir, 'eval.json')}")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

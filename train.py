@@ -29,14 +29,19 @@ from ml_collections import config_flags  # noqa: E402
 
 from errors import NonFiniteLoss, UserError  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file[:args]",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "directory of the run (created if missing)")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "multi-host: HOST:PORT of process 0")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "multi-host: number of processes")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "multi-host: this process's id")
-_INIT_TIMEOUT = flags.DEFINE_integer("init_timeout", 300,
-                                     "multi-host: seconds to wait for every process to connect")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """The command line; defined only when train.py runs as a program (it is also imported)."""
+    config_flags.DEFINE_config_file("config", None, "experiment config file[:args]",
+                                    lock_config=True)
+    flags.DEFINE_string("workdir", None, "directory of the run (created if missing)")
+    flags.DEFINE_string("coordinator_address", None, "multi-host: HOST:PORT of process 0")
+    flags.DEFINE_integer("num_processes", None, "multi-host: number of processes")
+    flags.DEFINE_integer("process_id", None, "multi-host: this process's id")
+    flags.DEFINE_integer("init_timeout", 300,
+                         "multi-host: seconds to wait for every process to connect")
 
 
 def initialize_distributed(coordinator: str | None, num_processes: int | None,
@@ -223,26 +228,27 @@ def main(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
     try:
-        if _WORKDIR.value is None:
+        if FLAGS.workdir is None:
             raise UserError("--workdir is required")
-        if _CONFIG.value is None:
+        if FLAGS.config is None:
             raise UserError("--config is required")
-        initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
-                               _INIT_TIMEOUT.value)
-        config = _CONFIG.value
+        initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                               FLAGS.init_timeout)
+        config = FLAGS.config
         try:
             config.keys()  # a config file that failed to load raises here
         except OSError as e:
             raise UserError(f"cannot load --config: {' '.join(str(e).split())}") from None
         if "study" in config:
             import study
-            study.run(config, _WORKDIR.value)
+            study.run(config, FLAGS.workdir)
         else:
-            train(config, _WORKDIR.value)
+            train(config, FLAGS.workdir)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=parse_flags)

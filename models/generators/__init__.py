@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
@@ -99,7 +100,8 @@ def load(directory: str) -> Generator:
         meta = json.load(f)
     generator = build(meta["family"], meta["hparams"])
     params = ocp.StandardCheckpointer().restore(os.path.join(directory, "generator"))
-    return dataclasses.replace(generator, params=params)
+    # On the default device once, not copied from host memory at every apply.
+    return dataclasses.replace(generator, params=jax.device_put(params))
 
 
 def _import_families() -> None:
