@@ -54,7 +54,8 @@ def positive_mask(loss_name: str, row_ids: jax.Array, column_ids: jax.Array,
         return row_ids[:, None] == column_ids[None, :]
     if loss_name == "supcon":
         if row_labels is None or column_labels is None:
-            raise ValueError("loss.name='supcon' needs labels (a conditional generator or a labelled dataset)")
+            raise ValueError("loss.name='supcon' needs labels "
+                             "(a conditional generator or a labelled dataset)")
         return row_labels[:, None] == column_labels[None, :]
     raise ValueError(f"unknown contrastive loss {loss_name!r}")
 

@@ -65,7 +65,8 @@ def run(config, workdir: str) -> dict:
         kind = config.kinds.get(name, "")
         print(f"[{i + 1}/{len(names)}] {name}: {rundir}", flush=True)
         os.makedirs(rundir, exist_ok=True)
-        train_s = _timed(os.path.join(rundir, "train_time.json"), lambda: train.train(run_config, rundir))
+        train_s = _timed(os.path.join(rundir, "train_time.json"),
+                         lambda cfg=run_config, d=rundir: train.train(cfg, d))
         if not kind:
             extra[name] = {"wall_s": train_s}
             continue

@@ -11,8 +11,8 @@ from __future__ import annotations
 import ml_collections
 
 from data.pixel import PIXEL_KINDS
-from errors import ConfigError
 from data.views import LATENT_KINDS
+from errors import ConfigError
 from models.encoders import ENCODERS
 
 TASKS = ("contrastive", "generator")

@@ -79,5 +79,5 @@ def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_
     x_all, x_test = _standardize(train_x, test_x)
     w, b = fit(x_all, train_y, num_classes, np.asarray([l2_grid[best]]), steps)
     return {"top1": 100 * accuracy(w[0], b[0], x_test, test_y), "l2": float(l2_grid[best]),
-            "val_top1": {str(lam): 100 * a for lam, a in zip(l2_grid, val_acc)},
+            "val_top1": {str(lam): 100 * a for lam, a in zip(l2_grid, val_acc, strict=True)},
             "protocol": "logistic regression (L-BFGS), L2 chosen on a validation split of train"}

@@ -63,7 +63,11 @@ def _weights(emb: np.ndarray, tau: float) -> np.ndarray:
 
 
 def _reference(emb, conf, labels, budget, *, tau, eta, balance, gain, min_gap):
-    """Greedy Prune4ReL by the book; returns the picks and the smallest top-2 gap seen."""
+    """Greedy Prune4ReL by the book; returns the picks.
+
+    Asserts that at every step the best gain beats the runner-up by a relative
+    `min_gap`, i.e. that the fixture has no near-ties rounding could flip.
+    """
     n = len(conf)
     w = _weights(emb, tau)
     classes = sorted(set(labels.tolist()))

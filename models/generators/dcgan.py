@@ -50,6 +50,24 @@ class DCGANGenerator(nn.Module):
         return jnp.tanh(nn.Conv(3, (3, 3))(h))
 
 
+MBSTD_GROUP = 4
+
+
+def minibatch_std(h: jax.Array, group: int = MBSTD_GROUP) -> jax.Array:
+    """Appends the mean feature std over groups of `group` consecutive examples (ProGAN).
+
+    A collapsed generator's samples look alike within a group, which the
+    discriminator then sees directly. Groups never mix real and fake examples as
+    long as each half of the discriminator's batch is a multiple of `group`.
+    """
+    b = h.shape[0]
+    g = group if b % group == 0 else 1
+    grouped = h.reshape((b // g, g) + h.shape[1:])
+    std = jnp.sqrt(grouped.var(axis=1) + 1e-8).mean(axis=(1, 2, 3))  # (b/g,)
+    std = jnp.repeat(std, g)[:, None, None, None]
+    return jnp.concatenate([h, jnp.broadcast_to(std, h.shape[:3] + (1,))], -1)
+
+
 class ProjectionDiscriminator(nn.Module):
     num_classes: int
     width: int = 64
@@ -64,6 +82,8 @@ class ProjectionDiscriminator(nn.Module):
         while h.shape[1] > 4:
             h = nn.leaky_relu(sn(nn.Conv(channels, (4, 4), 2))(h, update_stats=train), 0.1)
             channels *= 2
+        h = minibatch_std(h)
+        h = nn.leaky_relu(sn(nn.Conv(channels, (3, 3)))(h, update_stats=train), 0.1)
         features = jnp.sum(h, axis=(1, 2))
         out = sn(nn.Dense(1))(features, update_stats=train)[:, 0]
         if self.num_classes:
