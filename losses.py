@@ -74,6 +74,28 @@ def contrastive(embeddings: jax.Array, instance_ids: jax.Array, *, loss_name: st
     return (temperature / base_temperature) * per_anchor.mean()
 
 
+def sharded_contrastive(z: jax.Array, ids: jax.Array, labels: jax.Array, *, axis_name: str,
+                        loss_name: str, temperature: float, base_temperature: float) -> jax.Array:
+    """This device's share of the global-batch loss, inside shard_map or pmap over `axis_name`.
+
+    z: (n, d) L2-normalised embeddings of this device's views; ids and labels (n,).
+    Each device scores its own anchors against the all-gathered embeddings of the
+    whole global batch and divides by the global count, so the sum over devices
+    (a psum) is exactly `contrastive` on the gathered batch; all_gather's
+    transpose routes every device's gradient back to the views it came from.
+    """
+    n = z.shape[0]
+    total = n * jax.lax.psum(1, axis_name)
+    z_all = jax.lax.all_gather(z, axis_name, tiled=True)
+    ids_all = jax.lax.all_gather(ids, axis_name, tiled=True)
+    labels_all = jax.lax.all_gather(labels, axis_name, tiled=True)
+    rows = jax.lax.axis_index(axis_name) * n + jnp.arange(n)
+    self_mask = rows[:, None] == jnp.arange(total)[None, :]
+    positives = positive_mask(loss_name, ids, ids_all, labels, labels_all)
+    per_anchor = multi_positive(z, z_all, positives, self_mask, temperature)
+    return (temperature / base_temperature) * per_anchor.sum() / total
+
+
 def hinge_discriminator(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
     """Hinge loss of the discriminator (Lim & Ye 2017; SNGAN, BigGAN)."""
     return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))

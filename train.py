@@ -176,6 +176,7 @@ def _loop(config, task, runner, manager, writer, state, start, total, tqdm, lead
         device_state, metrics = runner(device_state, runner.put_batch(next(batches)))
         pending.append(metrics)
         done = step + 1
+        bar.update(1)
         if done % config.train.log_every and done % config.train.ckpt_every and done != total:
             continue
         # Every step's loss since the last check is checked before anything is saved.
@@ -195,7 +196,6 @@ def _loop(config, task, runner, manager, writer, state, start, total, tqdm, lead
         if done % config.train.log_every == 0 or done == total:
             writer.write(done, last)
             bar.set_postfix(loss=f"{last['loss']:.4f}", ex_s=f"{last['examples_per_sec']:.0f}")
-        bar.update(done - bar.n)
         if done % config.train.ckpt_every == 0 or done == total:
             manager.save(done, args=ocp.args.StandardSave(runner.get_state(device_state)))
         if config.train.grid_every and done % config.train.grid_every == 0 and done != total \

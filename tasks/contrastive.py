@@ -55,11 +55,16 @@ def pixel_config(c) -> pixel.PixelConfig:
 def load_generator(c) -> gen_lib.Generator:
     """The frozen generator of the config: a checkpoint, or (smoke) a random one."""
     if c.generator.init == "random":
-        from models.generators import dcgan
-        hparams = {"z_dim": c.generator.z_dim, "num_classes": c.generator.num_classes,
-                   "resolution": c.generator.resolution, "width": c.generator.width}
-        g = gen_lib.build("dcgan", hparams)
-        return dataclasses.replace(g, params=dcgan.init_params(hparams, jax.random.key(c.seed + 1)))
+        g = c.generator
+        if g.family == "biggan_deep":
+            from models.generators import biggan
+            hparams = biggan.small_hparams(g.z_dim, g.num_classes, g.resolution, g.width)
+        else:
+            hparams = {"z_dim": g.z_dim, "num_classes": g.num_classes,
+                       "resolution": g.resolution, "width": g.width}
+        generator = gen_lib.build(g.family, hparams)
+        params = jax.jit(generator.init)(jax.random.key(c.seed + 1))
+        return dataclasses.replace(generator, params=params)
     return gen_lib.load(c.generator.checkpoint)
 
 
@@ -138,24 +143,15 @@ class ContrastiveTask:
         x, ids, labels = self.make_views(state.step, batch["index"], batch.get("image"),
                                          batch.get("label"))
         x = x * 2.0 - 1.0
-        n = x.shape[0]
-        num_devices = jax.lax.psum(1, AXIS)
-        total = n * num_devices
-        ids_all = jax.lax.all_gather(ids, AXIS, tiled=True)
-        labels_all = jax.lax.all_gather(labels, AXIS, tiled=True)
-        rows = jax.lax.axis_index(AXIS) * n + jnp.arange(n)
-        self_mask = rows[:, None] == jnp.arange(total)[None, :]
-        positives = losses.positive_mask(c.loss.name, ids, ids_all, labels, labels_all)
-        scale = c.loss.temperature / c.loss.base_temperature
+        total = x.shape[0] * jax.lax.psum(1, AXIS)
 
         def loss_fn(params):
             (_, proj, logits), updates = self.model.apply(
                 {"params": params, "batch_stats": state.batch_stats}, x, train=True,
                 mutable=["batch_stats"])
-            z = losses.l2_normalize(proj)
-            z_all = jax.lax.all_gather(z, AXIS, tiled=True)
-            per_anchor = losses.multi_positive(z, z_all, positives, self_mask, c.loss.temperature)
-            contrastive = scale * per_anchor.sum() / total
+            contrastive = losses.sharded_contrastive(
+                losses.l2_normalize(proj), ids, labels, axis_name=AXIS, loss_name=c.loss.name,
+                temperature=c.loss.temperature, base_temperature=c.loss.base_temperature)
             aux = {"contrastive_loss": contrastive}
             loss = contrastive
             if self.model.num_classes:

@@ -8,7 +8,8 @@ public checkpoints such as BigGAN-deep) is stored the same way:
 
 and comes back from `load(DIR)` as a `Generator`: `params`, a pure
 `apply(params, z, y, truncation=1.0)` that returns NHWC images in [-1, 1], and
-`z_dim`, `num_classes` (0 for an unconditional generator) and `resolution`.
+`z_dim`, `num_classes` (0 for an unconditional generator) and `resolution`;
+`init(key)` gives random params of the same structure (smoke runs, tests).
 
 A family registers a `build(hparams) -> Generator` function (without params)
 under its name with `register`; `load` looks the name up.
@@ -41,6 +42,7 @@ class Generator:
     z_dim: int
     num_classes: int
     resolution: int
+    init: Callable[[jax.Array], Any]  # key -> random params (smoke runs, tests)
 
     @property
     def conditional(self) -> bool:

@@ -384,6 +384,16 @@ def init_variables(config: BigGANConfig, rng: jax.Array | None = None,
     return jax.eval_shape(init, *args) if abstract else init(*args)
 
 
+def small_hparams(z_dim: int, num_classes: int, resolution: int, width: int) -> dict:
+    """A BigGAN-deep of the published layout for `resolution` with a small channel width
+    (random generators of smoke runs)."""
+    layers = {128: _LAYERS_128, 256: _LAYERS_256, 512: _LAYERS_512}.get(resolution)
+    if layers is None:
+        raise ValueError(f"BigGAN-deep resolution must be 128, 256 or 512, got {resolution}")
+    return BigGANConfig(output_dim=resolution, z_dim=z_dim, class_embed_dim=z_dim,
+                        channel_width=width, num_classes=num_classes, layers=layers).to_dict()
+
+
 @register(FAMILY)
 def build(hparams: dict) -> Generator:
     """The BigGAN-deep generator for `hparams` (a reference `config.json` dict), without params."""
@@ -396,6 +406,7 @@ def build(hparams: dict) -> Generator:
         z_dim=config.z_dim,
         num_classes=config.num_classes,
         resolution=config.output_dim,
+        init=lambda key: init_variables(config, key),
     )
 
 

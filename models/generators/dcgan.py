@@ -112,4 +112,5 @@ def build(hparams: dict) -> Generator:
 
     return Generator(family="dcgan", hparams=dict(hparams), params=None, apply=apply,
                      z_dim=hparams["z_dim"], num_classes=hparams["num_classes"],
-                     resolution=hparams["resolution"])
+                     resolution=hparams["resolution"],
+                     init=lambda key: init_params(hparams, key))

@@ -1,0 +1,159 @@
+"""Data parallelism: the same numbers on 1 or 4 devices, over 2 processes, and under pmap.
+
+Each multi-device run is a separate process, because the number of (simulated
+CPU) devices is fixed when JAX starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = ["--config.train.steps=20", "--config.train.log_every=1", "--config.train.ckpt_every=20"]
+
+
+def _env(devices: int) -> dict:
+    return dict(os.environ, JAX_PLATFORMS="cpu",
+                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+
+
+def _train(workdir, config, devices, *extra, tfds_dir=None):
+    args = [sys.executable, "train.py", "--config", config, "--workdir", str(workdir), *STEPS, *extra]
+    if tfds_dir:
+        args.append(f"--config.data.data_dir={tfds_dir}")
+    result = subprocess.run(args, cwd=ROOT, env=_env(devices), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return _losses(workdir)
+
+
+def _losses(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return np.array([json.loads(line)["loss"] for line in f])
+
+
+def _params(workdir):
+    manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+    manager.close()
+    return np.concatenate([np.ravel(v) for v in jax.tree.leaves(restored["params"])])
+
+
+def _same(a_dir, b_dir):
+    a, b = _losses(a_dir), _losses(b_dir)
+    assert len(a) == len(b) == 20
+    np.testing.assert_allclose(b, a, rtol=1e-3)
+    np.testing.assert_allclose(_params(b_dir), _params(a_dir), rtol=1e-3, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def genviews_one_device(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("gv1") / "run"
+    _train(workdir, "configs/genviews.py:smoke", 1)
+    return workdir
+
+
+def test_genviews_same_on_1_and_4_devices(genviews_one_device, tmp_path):
+    _train(tmp_path / "gv4", "configs/genviews.py:smoke", 4)
+    _same(genviews_one_device, tmp_path / "gv4")
+
+
+def test_pmap_gives_the_same_update_as_shard_map(genviews_one_device, tmp_path):
+    _train(tmp_path / "pmap", "configs/genviews.py:smoke", 4, "--config.parallel=pmap")
+    _same(genviews_one_device, tmp_path / "pmap")
+
+
+def test_real_same_on_1_and_4_devices(tmp_path, tfds_dir):
+    _train(tmp_path / "r1", "configs/real.py:smoke", 1, tfds_dir=tfds_dir)
+    _train(tmp_path / "r4", "configs/real.py:smoke", 4, tfds_dir=tfds_dir)
+    _same(tmp_path / "r1", tmp_path / "r4")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one_process(genviews_one_device, tmp_path):
+    workdir = tmp_path / "mp"
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "train.py", "--config", "configs/genviews.py:smoke", "--workdir",
+         str(workdir), *STEPS, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+         f"--process_id={i}"], cwd=ROOT, env=_env(2), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    _same(genviews_one_device, workdir)
+
+
+def test_unreachable_coordinator_fails_within_the_timeout(tmp_path):
+    start = time.time()
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config", "configs/genviews.py:smoke", "--workdir",
+         str(tmp_path / "x"), f"--coordinator_address=127.0.0.1:{_free_port()}",
+         "--num_processes=2", "--process_id=1", "--init_timeout=5"],
+        cwd=ROOT, env=_env(1), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "could not join the job" in result.stderr.strip().splitlines()[-1]
+    assert time.time() - start < 120
+
+
+def test_process_id_out_of_range(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config", "configs/genviews.py:smoke", "--workdir",
+         str(tmp_path / "x"), "--coordinator_address=127.0.0.1:1", "--num_processes=2",
+         "--process_id=2"], cwd=ROOT, env=_env(1), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "out of range" in result.stderr
+
+
+_SHARDED_LOSS = """
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, PartitionSpec as P
+import losses
+z = losses.l2_normalize(jnp.asarray(np.load('{path}')['z'], jnp.float32))
+ids = jnp.repeat(jnp.arange(z.shape[0] // 2), 2)
+mesh = Mesh(np.asarray(jax.devices()), ('data',))
+fn = jax.shard_map(lambda z, i: jax.lax.psum(losses.sharded_contrastive(
+    z, i, i, axis_name='data', loss_name='ntxent', temperature=0.1, base_temperature=0.1),
+    'data'), mesh=mesh, in_specs=(P('data'), P('data')), out_specs=P(), check_vma=False)
+print(len(jax.devices()), float(fn(z, ids)))
+"""
+
+
+def test_sharded_loss_on_4_devices_is_the_global_ntxent(tmp_path):
+    n_inst = 8  # 16 views, 4 per device: each device's anchors see the other devices' views
+    z = np.random.default_rng(0).normal(size=(2 * n_inst, 8))
+    np.savez(tmp_path / "z.npz", z=z)
+    result = subprocess.run([sys.executable, "-c", _SHARDED_LOSS.format(path=tmp_path / "z.npz")],
+                            cwd=ROOT, env=_env(4), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    devices, got = result.stdout.split()
+    assert devices == "4"
+    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+    sims = zn @ zn.T / 0.1
+    want = []
+    for i in range(2 * n_inst):  # NT-Xent over the whole global batch, by a loop
+        others = [j for j in range(2 * n_inst) if j != i]
+        want.append(-(sims[i, i ^ 1] - np.log(np.exp(sims[i, others]).sum())))
+    np.testing.assert_allclose(float(got), np.mean(want), rtol=1e-5)
+    # A mean of per-device losses (each device contrasting only its own views) differs.
+    local = []
+    for d in range(4):
+        rows = range(4 * d, 4 * d + 4)
+        for i in rows:
+            others = [j for j in rows if j != i]
+            local.append(-(sims[i, i ^ 1] - np.log(np.exp(sims[i, others]).sum())))
+    assert abs(np.mean(local) - float(got)) > 0.1
