@@ -58,6 +58,11 @@ def initialize_distributed(coordinator: str | None, num_processes: int | None,
                             f"--num_processes={num_processes} (0 ≤ id < N)")
         # Collectives between CPU processes (tests, CPU clusters); GPUs and TPUs ignore it.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        if process_id != 0:
+            # JAX aborts the process when the coordinator never answers; say why first.
+            _wait_for_coordinator(coordinator, timeout, process_id, num_processes)
+        print(f"process {process_id}/{num_processes}: joining the job at {coordinator} "
+              f"(waiting up to {timeout} s for every process)", flush=True)
         try:
             jax.distributed.initialize(coordinator, num_processes, process_id,
                                        initialization_timeout=timeout)
@@ -67,6 +72,26 @@ def initialize_distributed(coordinator: str | None, num_processes: int | None,
     elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "," in os.environ.get(
             "TPU_WORKER_HOSTNAMES", ""):
         jax.distributed.initialize()
+
+
+def _wait_for_coordinator(address: str, timeout: int, process_id: int, num_processes: int) -> None:
+    """Returns once HOST:PORT accepts connections; a UserError after `timeout` seconds."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--coordinator_address={address!r} is not HOST:PORT")
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=2):
+                return
+        except OSError as e:
+            if time.time() > deadline:
+                raise UserError(f"could not join the job at {address} as process {process_id} of "
+                                f"{num_processes} within {timeout} s: the coordinator never "
+                                f"answered ({e.strerror or e})") from None
+            time.sleep(0.5)
 
 
 def prepare_workdir(workdir: str) -> str:

@@ -24,6 +24,17 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(json.load(f))
 
 
+def restore_on_one_device(manager: ocp.CheckpointManager, step: int):
+    """The pytree of checkpoint `step` on this host's first device, whatever topology
+    (devices, hosts) saved it: a run trained on 8 GPUs is evaluated on one CPU."""
+    path = os.path.join(str(manager.directory), str(step), "default")
+    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                          metadata)
+    return manager.restore(step, args=ocp.args.StandardRestore(target))
+
+
 def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False):
     """(encoder module, its variables, step) from the latest checkpoint of a contrastive run."""
     if config.task != "contrastive":
@@ -37,7 +48,7 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False):
     if step < config.train.steps and not allow_unfinished:
         raise UserError(f"{workdir} is unfinished (checkpoint at step {step} of "
                         f"{config.train.steps}): run its train.py command again to finish it")
-    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    restored = restore_on_one_device(manager, step)
     manager.close()
     variables = {"params": restored["params"]["encoder"],
                  "batch_stats": restored["batch_stats"]["encoder"]}

@@ -214,5 +214,7 @@ class ContrastiveTask:
 
     def finish(self, state: TrainState, workdir: str) -> None:
         from evaluators import plots
+        if jax.process_index() != 0:
+            return
         plots.save_grid(f"{workdir}/views.png", self.view_grid(),
                         title="anchor | views" if self.generator is not None else "image | views")

@@ -18,6 +18,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from evaluators.features import restore_on_one_device
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ["--config.train.steps=20", "--config.train.log_every=1", "--config.train.ckpt_every=20"]
 
@@ -44,7 +46,7 @@ def _losses(workdir):
 
 def _params(workdir):
     manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
-    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore())
+    restored = restore_on_one_device(manager, manager.latest_step())
     manager.close()
     return np.concatenate([np.ravel(v) for v in jax.tree.leaves(restored["params"])])
 

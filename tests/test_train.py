@@ -15,6 +15,7 @@ import pytest
 import train
 from configs import genviews, real
 from errors import NonFiniteLoss
+from evaluators.features import restore_on_one_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +27,7 @@ def _metrics(workdir):
 
 def _params(workdir, step):
     manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
-    restored = manager.restore(step, args=ocp.args.StandardRestore())
+    restored = restore_on_one_device(manager, step)
     manager.close()
     return restored["params"]
 

@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models.encoders import batch_norm
 from models.generators import Generator, register
 
 
@@ -35,8 +36,7 @@ class DCGANGenerator(nn.Module):
     @nn.compact
     def __call__(self, z, y, train: bool = False):
         n = _num_upsamplings(self.resolution)
-        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,  # noqa: E731
-                                    axis_name=self.axis_name if train else None)
+        norm = batch_norm(train, self.axis_name)
         h = z
         if self.num_classes:
             h = jnp.concatenate([z, nn.Embed(self.num_classes, self.z_dim)(y)], -1)
