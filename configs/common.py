@@ -95,7 +95,7 @@ def base() -> ml_collections.ConfigDict:
     c.eval.max_train = 0  # >0: probe on the first examples of train only
     c.eval.max_test = 0  # >0: test on the first examples of test only
     c.eval.l2_grid = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # candidate L2 strengths of the probe
-    c.eval.probe_steps = 500  # full-batch optimiser steps of the probe
+    c.eval.probe_steps = 100  # full-batch L-BFGS steps of the probe
     c.eval.knn_k = 200  # neighbours of the kNN classifier
     c.eval.knn_temperature = 0.07  # weight exp(cos / T) of each neighbour
     c.eval.batch_size = 1000  # feature extraction batch
@@ -118,7 +118,7 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.model.proj_dim = 16
     c.eval.max_train = 500
     c.eval.max_test = 200
-    c.eval.probe_steps = 50
+    c.eval.probe_steps = 20
     c.eval.knn_k = 10
     c.eval.batch_size = 256
     return c

@@ -16,7 +16,7 @@ import ml_collections
 
 from configs import common, generator, genviews, real
 
-STEPS = 600  # encoder steps of every contrastive run (the same budget for all)
+STEPS = 300  # encoder steps of every contrastive run (the same budget for all)
 BATCH = 128  # instances per step
 
 
@@ -39,10 +39,10 @@ def get_config(arg: str | None = None):
             cfg.train.ckpt_every = 200
             cfg.optim.lr = 0.1
             cfg.optim.weight_decay = 5e-4
-            cfg.optim.warmup_steps = 50
+            cfg.optim.warmup_steps = 30
             cfg.model.encoder = "convnet"
             cfg.model.width = 32
-            cfg.eval.max_train = 20000
+            cfg.eval.max_train = 10000
         return cfg
 
     for name, loss in (("genviews_simclr", "ntxent"), ("genviews_supcon", "supcon")):

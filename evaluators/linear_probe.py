@@ -23,7 +23,7 @@ def _standardize(train: np.ndarray, *others: np.ndarray):
 
 
 def fit(features: jax.Array, labels: jax.Array, num_classes: int, l2: jax.Array,
-        steps: int = 500) -> tuple[jax.Array, jax.Array]:
+        steps: int = 100) -> tuple[jax.Array, jax.Array]:
     """Weights (d, C) and bias (C,) minimising mean cross-entropy + l2/2·|W|², for each l2.
 
     `l2` is a vector; the leading axis of the results runs over it.
@@ -62,7 +62,7 @@ def accuracy(w: jax.Array, b: jax.Array, features: np.ndarray, labels: np.ndarra
 
 def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
              num_classes: int, l2_grid: Sequence[float], *, val_fraction: float = 0.1,
-             steps: int = 500, seed: int = 0) -> dict:
+             steps: int = 100, seed: int = 0) -> dict:
     """Chooses L2 on a validation part of train, refits on all of train, tests once.
 
     Returns top-1 accuracies in percent: `top1` (test, once), `val_top1` per strength,
