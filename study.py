@@ -26,6 +26,17 @@ def _resolve(config, workdir: str) -> None:
         config.generator.checkpoint = os.path.join(workdir, ref[1:])
 
 
+def _order(config) -> list[str]:
+    """Run names with every run that another one names ("@NAME") before it."""
+    names = list(config.runs.keys())
+    needed = {config.runs[n].generator.checkpoint[1:] for n in names
+              if str(config.runs[n].generator.checkpoint).startswith("@")}
+    missing = needed - set(names)
+    if missing:
+        raise ConfigError(f"config key runs: {sorted(missing)} are referenced with '@' but are not runs")
+    return [n for n in names if n in needed] + [n for n in names if n not in needed]
+
+
 def _timed(path: str, fn) -> float:
     """Runs fn once per run directory and remembers its wall time in `path`."""
     if os.path.exists(path):
@@ -44,7 +55,7 @@ def run(config, workdir: str) -> dict:
     from configs.common import validate
 
     workdir = train.prepare_workdir(workdir)
-    names = list(config.runs.keys())
+    names = _order(config)
     unknown = [n for n in config.kinds.keys() if n not in names]
     if unknown:
         raise ConfigError(f"config key kinds: {unknown} are not runs of the study")
