@@ -3,8 +3,8 @@
     python train.py --config configs/quickstart.py --workdir runs/quickstart
 
 1. pretrain the small class-conditional GAN on genviews_shapes;
-2. train a ConvNet on its views (latent Gaussian neighbour + SimCLR pixel views),
-   with SimCLR's NT-Xent and with SupCon on the generator's classes;
+2. train a ConvNet on its views (latent Gaussian neighbour + SimCLR pixel views)
+   with SupCon on the generator's classes (GenRep's BigGAN recipe);
 3. train the same encoder on real images with pixel views (SimCLR), same budget;
 4. a randomly initialised encoder (0 steps);
 5. probe all on real genviews_shapes (linear probe and kNN) → results.md/json/png.
@@ -45,7 +45,7 @@ def get_config(arg: str | None = None):
             cfg.eval.max_train = 10000
         return cfg
 
-    for name, loss in (("genviews_simclr", "ntxent"), ("genviews_supcon", "supcon")):
+    for name, loss in (("genviews_supcon", "supcon"),):
         cfg = encoder_run(genviews.get_config(sub_arg))
         cfg.generator.init = "checkpoint"
         cfg.generator.checkpoint = "@generator"

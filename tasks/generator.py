@@ -40,10 +40,8 @@ class GeneratorTask:
                         "resolution": c.generator.resolution, "width": c.generator.width}
         self.g = DCGANGenerator(**self.hparams, axis_name=AXIS)
         self.d = ProjectionDiscriminator(num_classes, c.gan.d_width)
-        # Linear decay to 0: a short GAN run ends on a generator, not mid-oscillation.
-        steps = max(c.train.steps, 1)
-        self.tx_g = optax.adam(optax.linear_schedule(c.gan.lr_g, 0.0, steps), b1=c.gan.b1, b2=c.gan.b2)
-        self.tx_d = optax.adam(optax.linear_schedule(c.gan.lr_d, 0.0, steps), b1=c.gan.b1, b2=c.gan.b2)
+        self.tx_g = optax.adam(c.gan.lr_g, b1=c.gan.b1, b2=c.gan.b2)
+        self.tx_d = optax.adam(c.gan.lr_d, b1=c.gan.b1, b2=c.gan.b2)
 
     def init_state(self) -> TrainState:
         c = self.config
