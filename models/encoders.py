@@ -20,9 +20,8 @@ ENCODERS = ("convnet", "resnet18", "resnet50")
 def batch_norm(train: bool, axis_name: str | None) -> functools.partial:
     """BatchNorm over the global batch when training (statistics averaged over `axis_name`).
 
-    The variance is computed as E[(x − mean)²], not E[x²] − mean²: the latter's
-    cancellation, amplified in nearly constant channels, made 1 and 4 devices
-    drift apart within a few steps.
+    The variance is computed as E[(x − mean)²], not E[x²] − mean², which loses
+    precision to cancellation in nearly constant channels.
     """
     return functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
                              axis_name=axis_name if train else None, use_fast_variance=False)
