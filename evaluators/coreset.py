@@ -42,7 +42,7 @@ gains are float64. tanh(a + b) - tanh(a) is evaluated in a form that does not ca
 (the self gain in log space), so greedy choices stay meaningful after tanh saturates:
 the plain difference is exactly 0 once N/eta exceeds about 9 in float32 (19 in
 float64), after which every pick would fall to the index order (the authors' code
-flags this saturation in a FIXME). The products are NumPy's, on one BLAS thread
+marks this saturation as a known problem). The products are NumPy's, on one BLAS thread
 during the greedy loop: they are many and small (a few candidates against a bucket
 of picks), the buckets' varying sizes would make a jit-compiled JAX function
 recompile, and on this CPU NumPy's matmul also beat XLA's (27 vs 18 GFLOP/s at
