@@ -111,18 +111,27 @@ class ContrastiveTask:
 
         return init(jax.random.key(self.config.seed))
 
+    def example_keys(self, step, index):
+        """One key per example, from (seed, step, global example index)."""
+        step_key = jax.random.fold_in(jax.random.key(self.config.seed), step)
+        return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(index)
+
+    def instances(self, keys):
+        """Each example's anchor latent, its views' latents and its class (data.views)."""
+        c, g = self.config, self.generator
+        return jax.vmap(lambda k: views.sample(
+            jax.random.fold_in(k, 0), z_dim=g.z_dim, num_classes=g.num_classes,
+            kind=c.views.latent, sigma=c.views.sigma, num_views=c.views.num_views,
+            truncation=c.generator.truncation))(keys)
+
     def make_views(self, step, index, image=None, label=None):
         """The views (b·V, S, S, 3) in [0, 1] of instances `index`, with their ids and labels."""
         c = self.config
         v = c.views.num_views
-        step_key = jax.random.fold_in(jax.random.key(c.seed), step)
-        keys = jax.vmap(lambda i: jax.random.fold_in(step_key, i))(index)
+        keys = self.example_keys(step, index)
         if self.generator is not None:
             g = self.generator
-            inst = jax.vmap(lambda k: views.sample(
-                jax.random.fold_in(k, 0), z_dim=g.z_dim, num_classes=g.num_classes,
-                kind=c.views.latent, sigma=c.views.sigma, num_views=v,
-                truncation=c.generator.truncation))(keys)
+            inst = self.instances(keys)
             z = inst["views"].reshape(-1, g.z_dim)
             y = jnp.repeat(inst["label"], v)
             images = (g.apply(g.params, z, y, c.generator.truncation) + 1.0) / 2.0
@@ -198,11 +207,7 @@ class ContrastiveTask:
                 first = image.astype(jnp.float32) / 255.0
             else:  # the anchors that make_views perturbs at step 0
                 g = self.generator
-                step_key = jax.random.fold_in(jax.random.key(c.seed), 0)
-                inst = jax.vmap(lambda i: views.sample(
-                    jax.random.fold_in(jax.random.fold_in(step_key, i), 0), z_dim=g.z_dim,
-                    num_classes=g.num_classes, kind=c.views.latent, sigma=c.views.sigma,
-                    num_views=c.views.num_views, truncation=c.generator.truncation))(index)
+                inst = self.instances(self.example_keys(0, index))
                 first = (g.apply(g.params, inst["anchor"], inst["label"],
                                  c.generator.truncation) + 1) / 2
             first = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(first)
