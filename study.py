@@ -6,6 +6,11 @@ probed, "" for runs that are not, like a generator). A run may name another
 run's directory with "@NAME" (e.g. generator.checkpoint="@generator"). Each run
 goes to DIR/NAME/ with the usual contract, so a study resumes like a run; the
 comparison goes to DIR/results.json, DIR/results.md and DIR/results.png.
+
+A study that sweeps one value declares its x-axis: `x` (run name → the value of
+that run; runs not listed, like a real-data baseline, are drawn as horizontal
+lines), `x_label` and `x_log`; results.png is then a line plot against it
+instead of bars.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 
 import eval as evaluation
 import train
-from errors import ConfigError
+from errors import ConfigError, UserError
 
 
 def _resolve(config, workdir: str) -> None:
@@ -37,6 +42,19 @@ def _order(config) -> list[str]:
     return [n for n in names if n in needed] + [n for n in names if n not in needed]
 
 
+def _check_generator(name: str, run_config) -> None:
+    """A run on a generator named by path fails before any run starts when none is there."""
+    g = run_config.generator
+    if (run_config.get("task") != "contrastive" or run_config.data.source != "generator"
+            or g.init != "checkpoint" or str(g.checkpoint).startswith("@")):
+        return
+    if not os.path.exists(os.path.join(g.checkpoint, "generator.json")):
+        raise UserError(f"runs.{name}: generator.checkpoint={g.checkpoint!r} holds no generator "
+                        "(no generator.json): train one first (python train.py --config "
+                        "configs/quickstart.py --workdir runs/quickstart writes runs/quickstart/"
+                        "generator) or name another with the config arg generator=DIR")
+
+
 def _timed(path: str, fn) -> float:
     """Runs fn once per run directory and remembers its wall time in `path`."""
     if os.path.exists(path):
@@ -50,8 +68,11 @@ def _timed(path: str, fn) -> float:
     return wall
 
 
-def run(config, workdir: str) -> dict:
-    """Trains and evaluates every run of the study; writes and returns results.json's content."""
+def run(config, workdir: str, command: str = "") -> dict:
+    """Trains and evaluates every run of the study; writes and returns results.json's content.
+
+    `command`, the command line that started the study, is written into results.md.
+    """
     from configs.common import validate
 
     workdir = train.prepare_workdir(workdir)
@@ -65,6 +86,8 @@ def run(config, workdir: str) -> dict:
             validate(config.runs[name], jax.device_count(), jax.process_count())
         except ConfigError as e:
             raise ConfigError(f"runs.{name}: {e}") from None
+    for name in names:
+        _check_generator(name, config.runs[name])
     with open(os.path.join(workdir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
@@ -86,12 +109,14 @@ def run(config, workdir: str) -> dict:
             evaluation.evaluate(rundir)
         with open(eval_path) as f:
             result = json.load(f)
-        row = {"run": name, "data": kind, "linear_probe_top1": result["linear_probe"]["top1"],
-               "knn_top1": result["knn"]["top1"], "wall_s": train_s + result["wall_s"]}
+        row = {"run": name, "data": kind, **evaluation.headline(result),
+               "wall_s": train_s + result["wall_s"]}
+        if name in config.get("x", {}):
+            row["x"] = config.x[name]
         rows.append(row)
         print(f"    linear probe {row['linear_probe_top1']:.2f}%  kNN {row['knn_top1']:.2f}%", flush=True)
 
-    results = {"study": config.study, "rows": rows, "other_runs": extra}
+    results = {"study": config.study, "command": command, "rows": rows, "other_runs": extra}
     _write(workdir, config, results)
     return results
 
@@ -102,11 +127,21 @@ def _write(workdir: str, config, results: dict) -> None:
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     rows = results["rows"]
-    lines = [f"# {config.study}", "",
-             "| run | data | linear probe top-1 (%) | kNN top-1 (%) | wall (s) |",
-             "|---|---|---:|---:|---:|"]
-    lines += [f"| {r['run']} | {r['data']} | {r['linear_probe_top1']:.2f} | {r['knn_top1']:.2f} "
-              f"| {r['wall_s']:.0f} |" for r in rows]
+    if "x" in config:  # the swept runs in order of their value, then the baselines
+        rows = sorted(rows, key=lambda r: ("x" not in r, r.get("x", 0)))
+    x_label = config.get("x_label", "x")
+    leading = []
+    for r in rows:
+        cells = {"run": r["run"], "data": r["data"]}
+        if "x" in config:
+            cells[x_label] = _fmt(r["x"]) if "x" in r else "—"
+        leading.append(cells)
+    lines = [f"# {config.study}", ""]
+    if results.get("command"):
+        lines += [f"Produced by `{results['command']}`.", ""]
+    lines += [evaluation.markdown_table(leading, rows,
+                                        [{"wall (s)": f"{r['wall_s']:.0f}"} for r in rows]),
+              "", "top-1 (%) on the real test split; few-shot: mean ± std over seeds."]
     for name, info in results["other_runs"].items():
         lines.append(f"\n{name}: trained in {info['wall_s']:.0f} s")
     by_kind = {}
@@ -129,7 +164,32 @@ def _write(workdir: str, config, results: dict) -> None:
     text = "\n".join(lines) + "\n"
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(text)
-    plots.bar_chart(os.path.join(workdir, "results.png"), [r["run"] for r in rows],
-                    {"linear probe": [r["linear_probe_top1"] for r in rows],
-                     "kNN": [r["knn_top1"] for r in rows]}, ylabel="top-1 (%)", title=config.study)
+    path = os.path.join(workdir, "results.png")
+    if "x" in config:
+        line = [r for r in rows if "x" in r]
+        line.sort(key=lambda r: r["x"])
+        plots.line_plot(path, [r["x"] for r in line], _series(line),
+                        baselines={f"{r['run']} ({r['data']}): linear probe": r["linear_probe_top1"]
+                                   for r in rows if "x" not in r},
+                        xlabel=x_label, ylabel="top-1 (%)", log_x=bool(config.get("x_log", False)),
+                        title=config.study)
+    else:
+        plots.bar_chart(path, [r["run"] for r in rows], _series(rows), ylabel="top-1 (%)",
+                        title=config.study)
     print(text, flush=True)
+
+
+def _series(rows: list[dict]) -> dict[str, list[float]]:
+    """Linear probe, kNN and (where measured) the largest few-shot top-1 of each row."""
+    series = {"linear probe": [r["linear_probe_top1"] for r in rows],
+              "kNN": [r["knn_top1"] for r in rows]}
+    shots = [k for k in rows[0] if k.startswith("fewshot_") and k.endswith("shot_top1")] if rows else []
+    if shots:
+        most = max(shots, key=lambda k: int(k.removeprefix("fewshot_").removesuffix("shot_top1")))
+        label = most.removeprefix("fewshot_").removesuffix("_top1")
+        series[f"{label} ridge"] = [r.get(most, float("nan")) for r in rows]
+    return series
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

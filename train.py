@@ -266,7 +266,7 @@ def main(argv) -> None:
             raise UserError(f"cannot load --config: {' '.join(str(e).split())}") from None
         if "study" in config:
             import study
-            study.run(config, FLAGS.workdir)
+            study.run(config, FLAGS.workdir, command=" ".join(["python", *sys.argv]))
         else:
             train(config, FLAGS.workdir)
     except UserError as e:

@@ -52,6 +52,9 @@ def base() -> ml_collections.ConfigDict:
     c.views.pixel = "simclr"  # pixel views: simclr | none (latent-only ablation: centre crop)
     c.views.sigma = 0.2  # σ of the Gaussian neighbourhood
     c.views.num_views = 2  # views per instance (≥ 2)
+    # >0: instances are drawn from a fixed pool of this many (anchor, view latents), keyed
+    # by seed (a finite generated dataset); 0 = a new instance at every draw
+    c.views.num_anchors = 0
     c.views.crop_scale_min = 0.2  # RandomResizedCrop scale lower bound (upper is 1)
     c.views.flip = True  # random horizontal flip
     c.views.jitter_strength = 0.4  # ColorJitter brightness/contrast/saturation (hue = strength / 4)
@@ -99,6 +102,17 @@ def base() -> ml_collections.ConfigDict:
     c.eval.knn_k = 200  # neighbours of the kNN classifier
     c.eval.knn_temperature = 0.07  # weight exp(cos / T) of each neighbour
     c.eval.batch_size = 1000  # feature extraction batch
+    c.eval.evaluators = ("linear_probe", "knn", "fewshot")  # parts of eval.json; + linear_probe_genrep
+    c.eval.fewshot_shots = (1, 5, 10, 25)  # examples per class of the few-shot ridge regressions
+    c.eval.fewshot_seeds = 3  # draws of the few-shot examples (mean ± std over them)
+    c.eval.fewshot_l2 = 1024.0  # ridge strength of the few-shot regression (big_vision: 2^10, fixed)
+    c.eval.genrep_epochs = 100  # linear_probe_genrep: SGD epochs over train (GenRep: 100)
+    c.eval.genrep_lr = 0.1  # linear_probe_genrep: initial learning rate (SupCon/GenRep main_linear)
+    c.eval.genrep_milestones = (60, 75, 90)  # linear_probe_genrep: epochs at which lr is multiplied by decay
+    c.eval.genrep_decay = 0.2  # linear_probe_genrep: learning-rate factor at each milestone
+    c.eval.genrep_batch_size = 256  # linear_probe_genrep: minibatch size
+    c.eval.genrep_augment = True  # linear_probe_genrep: random crops + flips of train images (else features)
+    c.eval.genrep_crop_scale_min = 0.2  # linear_probe_genrep: crop scale lower bound (GenRep: 0.2)
     return c
 
 
@@ -121,12 +135,40 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.eval.probe_steps = 20
     c.eval.knn_k = 10
     c.eval.batch_size = 256
+    c.eval.fewshot_shots = (1, 5)
+    c.eval.genrep_epochs = 2
+    c.eval.genrep_milestones = (1,)
+    c.eval.genrep_batch_size = 64
     return c
 
 
 def parse_arg(arg: str | None) -> set[str]:
     """The comma-separated words of a config arg ("smoke", ...)."""
     return {w for w in (arg or "").split(",") if w}
+
+
+def parse_options(arg: str | None, defaults: dict) -> dict:
+    """A config arg of words and KEY=VALUE pairs (`smoke,steps=100,batch=64`) as a dict.
+
+    Words are booleans set to True; a value takes the type of its default. Unknown
+    keys and values of the wrong type fail naming the key.
+    """
+    options = dict(defaults)
+    for word in parse_arg(arg):
+        key, sep, value = word.partition("=")
+        if key not in defaults:
+            raise ConfigError(f"config arg {key!r} is not one of {sorted(defaults)}")
+        kind = type(defaults[key])
+        if not sep:
+            if kind is not bool:
+                raise ConfigError(f"config arg {key} needs a value: {key}=...")
+            options[key] = True
+            continue
+        try:
+            options[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            raise ConfigError(f"config arg {key}={value!r} is not a {kind.__name__}") from None
+    return options
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -176,6 +218,13 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     _check(c.loss.base_temperature > 0, "loss.base_temperature", "must be > 0")
     _check(c.data.image_size > 0, "data.image_size", "must be > 0")
     _check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
+    if c.task == "generator" or c.data.source == "generator":
+        from models import generators
+
+        _check(c.generator.family in generators.families(), "generator.family",
+               f"{c.generator.family!r} is not implemented (known: {generators.families()})"
+               + ("; BigBiGAN's TF-Hub weights need a `bigbigan` generator family and converter, "
+                  "which genviews does not have yet" if c.generator.family == "bigbigan" else ""))
     if c.task == "contrastive" and c.data.source == "generator":
         _check(c.generator.init == "random" or bool(c.generator.checkpoint), "generator.checkpoint",
                "is empty: name a generator directory, or set generator.init=random")
@@ -186,3 +235,16 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     _check(0 < c.eval.val_fraction < 1, "eval.val_fraction", "must be in (0, 1)")
     _check(all(v > 0 for v in c.eval.l2_grid), "eval.l2_grid", "strengths must be > 0")
     _check(c.eval.knn_k > 0, "eval.knn_k", "must be > 0")
+    _check(c.views.num_anchors >= 0, "views.num_anchors", f"must be ≥ 0, got {c.views.num_anchors}")
+    from eval import EVALUATORS  # the registry of eval.py (evaluated lazily: eval.py imports configs)
+
+    for name in c.eval.evaluators:
+        _check(name in EVALUATORS, "eval.evaluators", f"{name!r} is not one of {tuple(EVALUATORS)}")
+    _check(len(c.eval.fewshot_shots) > 0 and all(k > 0 for k in c.eval.fewshot_shots),
+           "eval.fewshot_shots", "must be a non-empty list of counts > 0")
+    _check(c.eval.fewshot_seeds > 0, "eval.fewshot_seeds", "must be > 0")
+    _check(c.eval.fewshot_l2 > 0, "eval.fewshot_l2", "must be > 0")
+    _check(c.eval.genrep_epochs > 0, "eval.genrep_epochs", "must be > 0")
+    _check(c.eval.genrep_lr > 0, "eval.genrep_lr", "must be > 0")
+    _check(c.eval.genrep_batch_size > 0, "eval.genrep_batch_size", "must be > 0")
+    _check(0 < c.eval.genrep_crop_scale_min <= 1, "eval.genrep_crop_scale_min", "must be in (0, 1]")

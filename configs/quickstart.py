@@ -20,6 +20,23 @@ STEPS = 300  # encoder steps of every contrastive run (the same budget for all)
 BATCH = 128  # instances per step
 
 
+def encoder_run(smoke: bool, cfg, steps: int = STEPS, batch: int = BATCH):
+    """The quickstart's encoder scale (ConvNet width 32, `steps` steps of `batch` instances,
+    probe on 10k train images); a smoke config is left as it is."""
+    if not smoke:
+        cfg.train.steps = steps
+        cfg.train.batch_size = batch
+        cfg.train.log_every = 50
+        cfg.train.ckpt_every = 200
+        cfg.optim.lr = 0.1
+        cfg.optim.weight_decay = 5e-4
+        cfg.optim.warmup_steps = min(30, steps // 10)
+        cfg.model.encoder = "convnet"
+        cfg.model.width = 32
+        cfg.eval.max_train = 10000
+    return cfg
+
+
 def get_config(arg: str | None = None):
     smoke = "smoke" in common.parse_arg(arg)
     sub_arg = "smoke" if smoke else None
@@ -31,22 +48,8 @@ def get_config(arg: str | None = None):
     c.runs.generator = generator.get_config(sub_arg)
     c.kinds.generator = ""
 
-    def encoder_run(cfg):
-        if not smoke:
-            cfg.train.steps = STEPS
-            cfg.train.batch_size = BATCH
-            cfg.train.log_every = 50
-            cfg.train.ckpt_every = 200
-            cfg.optim.lr = 0.1
-            cfg.optim.weight_decay = 5e-4
-            cfg.optim.warmup_steps = 30
-            cfg.model.encoder = "convnet"
-            cfg.model.width = 32
-            cfg.eval.max_train = 10000
-        return cfg
-
     for name, loss in (("genviews_supcon", "supcon"),):
-        cfg = encoder_run(genviews.get_config(sub_arg))
+        cfg = encoder_run(smoke, genviews.get_config(sub_arg))
         cfg.generator.init = "checkpoint"
         cfg.generator.checkpoint = "@generator"
         cfg.views.sigma = 0.5
@@ -54,10 +57,10 @@ def get_config(arg: str | None = None):
         c.runs[name] = cfg
         c.kinds[name] = "generated"
 
-    c.runs.real_simclr = encoder_run(real.get_config(sub_arg))
+    c.runs.real_simclr = encoder_run(smoke, real.get_config(sub_arg))
     c.kinds.real_simclr = "real"
 
-    c.runs.random = encoder_run(real.get_config(sub_arg))
+    c.runs.random = encoder_run(smoke, real.get_config(sub_arg))
     c.runs.random.train.steps = 0
     c.kinds.random = "random"
     return c

@@ -57,14 +57,27 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False):
     return encoder, variables, step
 
 
+def _centre(image: jax.Array, image_size: int) -> jax.Array:
+    """The central image_size square of a larger image (Resize + CenterCrop, as torchvision
+    evaluates); an image no larger than image_size is resized to it."""
+    h, w = image.shape[:2]
+    if h >= image_size and w >= image_size:
+        top, left = (h - image_size) // 2, (w - image_size) // 2
+        return image[top:top + image_size, left:left + image_size]
+    return pixel.centre_crop(image, image_size)
+
+
+def _encode(encoder, variables, images01: jax.Array) -> jax.Array:
+    return encoder.apply(variables, images01 * 2.0 - 1.0, train=False)
+
+
 def extract(encoder, variables, images: np.ndarray, image_size: int, batch_size: int = 1000) -> np.ndarray:
     """Features (N, d) of uint8 images, centre-cropped to image_size, in fixed-size batches."""
 
     @jax.jit
     def apply(batch):
         x = batch.astype(jnp.float32) / 255.0
-        x = jax.vmap(lambda im: pixel.centre_crop(im, image_size))(x)
-        return encoder.apply(variables, x * 2.0 - 1.0, train=False)
+        return _encode(encoder, variables, jax.vmap(lambda im: _centre(im, image_size))(x))
 
     out = []
     n = len(images)
@@ -75,3 +88,18 @@ def extract(encoder, variables, images: np.ndarray, image_size: int, batch_size:
             batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], batch.dtype)])
         out.append(np.asarray(apply(batch))[:batch_size - pad])
     return np.concatenate(out)
+
+
+def augmented(encoder, variables, image_size: int, crop_scale_min: float):
+    """embed(key, uint8 images) -> features of random resized crops (scale [crop_scale_min, 1])
+    with random flips: the training views of GenRep's linear probe, made on the device."""
+    cfg = pixel.PixelConfig(crop_scale=(crop_scale_min, 1.0), flip=True, jitter_prob=0.0,
+                            gray_prob=0.0, blur_prob=0.0)
+
+    def embed(key, batch):
+        x = batch.astype(jnp.float32) / 255.0
+        keys = jax.random.split(key, x.shape[0])
+        x = jax.vmap(lambda k, im: pixel.augment(k, im, image_size, cfg))(keys, x)
+        return _encode(encoder, variables, x)
+
+    return embed

@@ -60,6 +60,28 @@ def accuracy(w: jax.Array, b: jax.Array, features: np.ndarray, labels: np.ndarra
     return float(np.mean(pred == np.asarray(labels)))
 
 
+def split_rows(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (fit, val) of a random validation part of n training rows."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * val_fraction)))
+    return order[n_val:], order[:n_val]
+
+
+def choose_l2(train_x: np.ndarray, train_y: np.ndarray, num_classes: int, l2_grid: Sequence[float],
+              *, val_fraction: float = 0.1, steps: int = 100, seed: int = 0) -> tuple[float, dict]:
+    """The L2 strength of best validation top-1, and every strength's validation top-1 (%).
+
+    Sees only training rows: a validation part is carved from them, the probe is
+    fit on the rest for every strength at once, and scored on the validation part.
+    """
+    fit_rows, val = split_rows(len(train_y), val_fraction, seed)
+    xf, xv = _standardize(train_x[fit_rows], train_x[val])
+    w, b = fit(xf, train_y[fit_rows], num_classes, np.asarray(l2_grid), steps)
+    val_acc = [100 * accuracy(w[i], b[i], xv, train_y[val]) for i in range(len(l2_grid))]
+    best = int(np.argmax(val_acc))
+    return float(l2_grid[best]), {str(lam): a for lam, a in zip(l2_grid, val_acc, strict=True)}
+
+
 def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
              num_classes: int, l2_grid: Sequence[float], *, val_fraction: float = 0.1,
              steps: int = 100, seed: int = 0) -> dict:
@@ -68,16 +90,9 @@ def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_
     Returns top-1 accuracies in percent: `top1` (test, once), `val_top1` per strength,
     and the chosen `l2`.
     """
-    n = len(train_y)
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * val_fraction)))
-    val, fit_rows = order[:n_val], order[n_val:]
-    xf, xv = _standardize(train_x[fit_rows], train_x[val])
-    w, b = fit(xf, train_y[fit_rows], num_classes, np.asarray(l2_grid), steps)
-    val_acc = [accuracy(w[i], b[i], xv, train_y[val]) for i in range(len(l2_grid))]
-    best = int(np.argmax(val_acc))
+    l2, val_top1 = choose_l2(train_x, train_y, num_classes, l2_grid, val_fraction=val_fraction,
+                             steps=steps, seed=seed)
     x_all, x_test = _standardize(train_x, test_x)
-    w, b = fit(x_all, train_y, num_classes, np.asarray([l2_grid[best]]), steps)
-    return {"top1": 100 * accuracy(w[0], b[0], x_test, test_y), "l2": float(l2_grid[best]),
-            "val_top1": {str(lam): 100 * a for lam, a in zip(l2_grid, val_acc, strict=True)},
+    w, b = fit(x_all, train_y, num_classes, np.asarray([l2]), steps)
+    return {"top1": 100 * accuracy(w[0], b[0], x_test, test_y), "l2": l2, "val_top1": val_top1,
             "protocol": "logistic regression (L-BFGS), L2 chosen on a validation split of train"}

@@ -44,9 +44,30 @@ def bar_chart(path: str, labels: list[str], series: dict[str, list[float]], *, y
         bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(x, labels, rotation=15, fontsize=8)
+    _finish(fig, ax, path, ylabel, title, legend_size=8)
+
+
+def _finish(fig, ax, path: str, ylabel: str, title: str, legend_size: int) -> None:
+    """Labels, legend and the PNG: the common end of every result plot."""
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def line_plot(path: str, x: list[float], series: dict[str, list[float]], *, xlabel: str, ylabel: str,
+              baselines: dict[str, float] | None = None, log_x: bool = False, title: str = "") -> None:
+    """One line per series against the swept value x; each baseline a dashed horizontal line."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=100)
+    for name, values in series.items():
+        ax.plot(x, values, marker="o", label=name)
+    for i, (name, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, linestyle="--", linewidth=1, color=f"C{len(series) + i}", label=name)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:g}" for v in x], fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    _finish(fig, ax, path, ylabel, title, legend_size=7)

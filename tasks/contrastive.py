@@ -28,6 +28,8 @@ from models import generators as gen_lib
 from parallel import AXIS
 from tasks import TrainState
 
+POOL_STREAM = 2**31 - 1  # the "step" whose keys are the pool instances' (training never reaches it)
+
 
 def make_optimizer(c) -> optax.GradientTransformation:
     """SGD with momentum, LARS or Adam; warm-up then cosine; no decay on biases and norms."""
@@ -116,11 +118,26 @@ class ContrastiveTask:
         step_key = jax.random.fold_in(jax.random.key(self.config.seed), step)
         return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(index)
 
+    def pool_index(self, keys):
+        """With views.num_anchors = N, the pool instance (0 … N-1) each example draws."""
+        n = self.config.views.num_anchors
+        return jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 2), (), 0, n))(keys)
+
     def instances(self, keys):
-        """Each example's anchor latent, its views' latents and its class (data.views)."""
+        """Each example's anchor latent, its views' latents and its class (data.views).
+
+        With views.num_anchors = N they are those of one of N pool instances (a finite
+        generated dataset): a pool instance always has the same latents and class, and
+        only its pixel views change from draw to draw.
+        """
         c, g = self.config, self.generator
+        if c.views.num_anchors:
+            pool = jax.random.fold_in(jax.random.key(c.seed), POOL_STREAM)
+            keys = jax.vmap(lambda i: jax.random.fold_in(pool, i))(self.pool_index(keys))
+        else:
+            keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
         return jax.vmap(lambda k: views.sample(
-            jax.random.fold_in(k, 0), z_dim=g.z_dim, num_classes=g.num_classes,
+            k, z_dim=g.z_dim, num_classes=g.num_classes,
             kind=c.views.latent, sigma=c.views.sigma, num_views=c.views.num_views,
             truncation=c.generator.truncation))(keys)
 
@@ -137,6 +154,8 @@ class ContrastiveTask:
             images = (g.apply(g.params, z, y, c.generator.truncation) + 1.0) / 2.0
             images = images.reshape((-1, v) + images.shape[1:])
             label = inst["label"]
+            if c.views.num_anchors:  # two draws of one pool instance are positives, not negatives
+                index = self.pool_index(keys)
         else:
             images = image.astype(jnp.float32) / 255.0
             images = jnp.broadcast_to(images[:, None], (images.shape[0], v) + images.shape[1:])

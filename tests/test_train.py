@@ -147,3 +147,39 @@ def test_real_data_smoke_runs(tmp_path, tfds_dir):
     workdir = str(tmp_path / "real")
     last = train.train(config, workdir)
     assert np.isfinite(last["loss"]) and 0 <= last["online_acc"] <= 1
+
+
+def test_eval_json_has_every_evaluator(finished_run, tfds_dir):
+    import eval as evaluation
+
+    _, workdir = finished_run
+    r = evaluation.evaluate(workdir, data_dir=tfds_dir, max_train=300, max_test=100,
+                            evaluators=["linear_probe", "knn", "fewshot", "linear_probe_genrep"])
+    with open(os.path.join(workdir, "eval.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(r))
+    assert {"linear_probe", "knn", "fewshot", "linear_probe_genrep"} <= r.keys()
+    assert set(r["fewshot"]) >= {"1shot", "5shot"} and len(r["fewshot"]["5shot"]["per_seed"]) == 3
+    assert r["linear_probe_genrep"]["augmentation"].startswith("random resized crop")
+    for part in ("linear_probe", "knn", "linear_probe_genrep"):
+        assert 0 <= r[part]["top1"] <= 100
+
+
+def test_eval_refuses_unfinished_runs_and_unknown_datasets(finished_run, tmp_path, tfds_dir):
+    import eval as evaluation
+    from errors import UserError
+
+    _, workdir = finished_run
+    with pytest.raises(UserError, match="unknown dataset 'no_such_dataset'"):
+        evaluation.evaluate(workdir, dataset="no_such_dataset", data_dir=tfds_dir)
+    copy = str(tmp_path / "copy")
+    shutil.copytree(workdir, copy)
+    shutil.rmtree(os.path.join(copy, "checkpoints", "8"))
+    with pytest.raises(UserError, match="unfinished"):
+        evaluation.evaluate(copy, data_dir=tfds_dir)
+    shutil.rmtree(os.path.join(copy, "checkpoints"))
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "eval.py", "--workdir", copy], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {copy} has no checkpoint in {os.path.join(copy, 'checkpoints')}: train it first"]

@@ -1,0 +1,87 @@
+"""Study configs build and validate; a finite pool of anchors; a missing generator is named."""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import study
+from configs import common, genviews
+from errors import ConfigError, UserError
+from tasks.contrastive import ContrastiveTask
+
+STUDIES = ["studies.views", "studies.loss", "studies.anchors", "studies.genreal", "quickstart",
+           "paper.imagenet100_table"]
+RUNS = ["paper.imagenet100_real", "paper.imagenet100_biggan_supcon",
+        "paper.imagenet100_bigbigan_simclr"]
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_builds_and_validates_in_its_smoke_form(name):
+    config = importlib.import_module(f"configs.{name}").get_config("smoke")
+    assert set(config.kinds.keys()) <= set(config.runs.keys())
+    for run in config.runs.values():
+        common.validate(run)
+    for run_name in config.get("x", {}):
+        assert run_name in config.runs
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_paper_runs_use_the_paper_probe_in_their_smoke_form(name):
+    config = importlib.import_module(f"configs.{name}").get_config("smoke")
+    common.validate(config)
+    assert "linear_probe_genrep" in config.eval.evaluators
+
+
+def test_bigbigan_stops_at_start_naming_the_family():
+    from configs.paper import imagenet100_bigbigan_simclr
+    config = imagenet100_bigbigan_simclr.get_config()
+    config.generator.checkpoint = "/gens/bigbigan"
+    with pytest.raises(ConfigError, match="generator.family: 'bigbigan' is not implemented.*converter"):
+        common.validate(config)
+
+
+def test_study_options_are_typed_and_checked():
+    from configs.studies import anchors
+    config = anchors.get_config("steps=40,batch=32,generator=/g")
+    run = config.runs.anchors_128
+    assert (run.train.steps, run.train.batch_size, run.generator.checkpoint) == (40, 32, "/g")
+    with pytest.raises(ConfigError, match="'stepz' is not one of"):
+        anchors.get_config("stepz=4")
+    with pytest.raises(ConfigError, match="steps='x' is not a int"):
+        anchors.get_config("steps=x")
+
+
+def test_a_missing_generator_is_named_before_any_run(tmp_path):
+    from configs.studies import views
+    config = views.get_config(f"generator={tmp_path / 'nothing'}")
+    with pytest.raises(UserError, match="holds no generator"):
+        study.run(config, str(tmp_path / "study"))
+    assert not os.path.exists(tmp_path / "study" / "both")
+
+
+def test_a_finite_pool_of_anchors_repeats_its_instances():
+    config = genviews.get_config("smoke")
+    config.views.num_anchors = 3
+    task = ContrastiveTask(config)
+    index = jnp.arange(16, dtype=jnp.int32)
+    keys = jnp.concatenate([task.example_keys(s, index) for s in range(2)])
+    inst = task.instances(keys)
+    anchors = np.unique(np.asarray(inst["anchor"]), axis=0)
+    assert len(anchors) == 3  # 32 draws from a pool of 3
+    pool = np.asarray(task.pool_index(keys))
+    for i in range(3):  # one pool instance: the same anchor, class and view latents every draw
+        rows = np.flatnonzero(pool == i)
+        for part in ("anchor", "views", "label"):
+            assert np.all(np.asarray(inst[part])[rows] == np.asarray(inst[part])[rows[0]])
+    _, ids, _ = jax.jit(task.make_views)(0, index)
+    np.testing.assert_array_equal(np.asarray(ids), np.repeat(pool[:16], config.views.num_views))
+
+    config.views.num_anchors = 0  # unlimited: every draw a new anchor
+    unlimited = ContrastiveTask(config).instances(keys)
+    assert len(np.unique(np.asarray(unlimited["anchor"]), axis=0)) == 32
