@@ -14,7 +14,7 @@ from configs import common, genviews
 from errors import ConfigError, UserError
 from tasks.contrastive import ContrastiveTask
 
-STUDIES = ["studies.views", "studies.loss", "studies.anchors", "studies.genreal", "quickstart",
+STUDIES = ["studies.ablation", "studies.loss", "studies.anchors", "studies.genreal", "quickstart",
            "paper.imagenet100_table"]
 RUNS = ["paper.imagenet100_real", "paper.imagenet100_biggan_supcon",
         "paper.imagenet100_bigbigan_simclr"]
@@ -57,8 +57,8 @@ def test_study_options_are_typed_and_checked():
 
 
 def test_a_missing_generator_is_named_before_any_run(tmp_path):
-    from configs.studies import views
-    config = views.get_config(f"generator={tmp_path / 'nothing'}")
+    from configs.studies import ablation
+    config = ablation.get_config(f"generator={tmp_path / 'nothing'}")
     with pytest.raises(UserError, match="holds no generator"):
         study.run(config, str(tmp_path / "study"))
     assert not os.path.exists(tmp_path / "study" / "both")
