@@ -32,7 +32,7 @@ def get_config(arg: str | None = None):
     c.train.ckpt_every = 500
     if "smoke" in common.parse_arg(arg):
         common.smoke(c)
-        c.optim.lr = 0.01  # a few steps must visibly move the walks
+        c.optim.lr = 0.1  # a few steps must visibly move the walks of a G that barely responds to z
         c.generator.init = "random"  # explicit: a small random G stands in for a checkpoint
         c.generator.width = 8
         c.generator.z_dim = 16
