@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ml_collections
 
+from data.edits import WALK_DIMS
 from data.pixel import PIXEL_KINDS
 from data.views import LATENT_KINDS
 from errors import ConfigError
 from models.encoders import ENCODERS
 
-TASKS = ("contrastive", "generator")
+TASKS = ("contrastive", "generator", "steering")
 SOURCES = ("generator", "real")
 LOSSES = ("ntxent", "supcon", "multipos")
 OPTIMIZERS = ("sgd", "lars", "adam")
@@ -24,7 +25,7 @@ PARALLEL = ("shard_map", "pmap")
 
 def base() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.task = "contrastive"  # kind of training: contrastive | generator
+    c.task = "contrastive"  # kind of training: contrastive | generator | steering (walks)
     c.seed = 0  # every random draw derives from it, per global example
     c.parallel = "shard_map"  # shard_map (jit over a 1-D data mesh) | pmap; same step function
 
@@ -48,19 +49,29 @@ def base() -> ml_collections.ConfigDict:
     c.generator.truncation = 1.0  # anchors are truncation · N(0, 1) truncated at ±2
 
     c.views = ml_collections.ConfigDict()
-    c.views.latent = "gaussian"  # latent views: gaussian (z + σ·ε) | none (pixel-only ablation)
+    c.views.latent = "gaussian"  # latent views: gaussian (z + σ·ε) | none (pixel-only ablation) | steer
     c.views.pixel = "simclr"  # pixel views: simclr | none (latent-only ablation: centre crop)
     c.views.sigma = 0.2  # σ of the Gaussian neighbourhood
     c.views.num_views = 2  # views per instance (≥ 2)
     # >0: instances are drawn from a fixed pool of this many (anchor, view latents), keyed
     # by seed (a finite generated dataset); 0 = a new instance at every draw
     c.views.num_anchors = 0
+    c.views.walks = ""  # latent=steer: a steering run's workdir (configs/steering.py) | random (smoke)
     c.views.crop_scale_min = 0.2  # RandomResizedCrop scale lower bound (upper is 1)
     c.views.flip = True  # random horizontal flip
     c.views.jitter_strength = 0.4  # ColorJitter brightness/contrast/saturation (hue = strength / 4)
     c.views.jitter_prob = 0.8  # probability of colour jitter
     c.views.gray_prob = 0.2  # probability of grayscale
     c.views.blur_prob = 0.0  # probability of Gaussian blur (GenRep: none)
+
+    # Steering walks: task=steering trains them over these step ranges; views.latent=steer
+    # composes them with steps from the ranges stored with the walks (these, for walks=random).
+    c.steer = ml_collections.ConfigDict()
+    c.steer.walks = ("color", "zoom", "shift_x", "shift_y", "rotate")  # the walks trained / composed
+    c.steer.color = 0.5  # colour walk: step per RGB channel uniform in ±color (images in [-1, 1])
+    c.steer.zoom = 4.0  # zoom walk: scale factor log-uniform in [1/zoom, zoom]
+    c.steer.shift = 0.4  # shift walks: uniform in ±shift of the image side
+    c.steer.rotate = 30.0  # rotation walk: uniform in ±rotate degrees
 
     c.model = ml_collections.ConfigDict()
     c.model.encoder = "convnet"  # convnet | resnet18 | resnet50
@@ -218,20 +229,30 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     _check(c.loss.base_temperature > 0, "loss.base_temperature", "must be > 0")
     _check(c.data.image_size > 0, "data.image_size", "must be > 0")
     _check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
-    if c.task == "generator" or c.data.source == "generator":
+    if c.task in ("generator", "steering") or c.data.source == "generator":
         from models import generators
 
         _check(c.generator.family in generators.families(), "generator.family",
                f"{c.generator.family!r} is not implemented (known: {generators.families()})"
                + ("; BigBiGAN's TF-Hub weights need a `bigbigan` generator family and converter, "
                   "which genviews does not have yet" if c.generator.family == "bigbigan" else ""))
-    if c.task == "contrastive" and c.data.source == "generator":
+    walks = tuple(c.steer.walks)
+    _check(bool(walks) and len(set(walks)) == len(walks) and set(walks) <= set(WALK_DIMS),
+           "steer.walks", f"{walks} must be distinct names from {tuple(WALK_DIMS)}")
+    for key in ("color", "shift", "rotate"):
+        _check(c.steer[key] >= 0, f"steer.{key}", f"must be ≥ 0, got {c.steer[key]}")
+    _check(c.steer.zoom >= 1, "steer.zoom", f"must be ≥ 1 (a factor), got {c.steer.zoom}")
+    generated = c.task == "contrastive" and c.data.source == "generator"
+    if generated or c.task == "steering":
         _check(c.generator.init == "random" or bool(c.generator.checkpoint), "generator.checkpoint",
                "is empty: name a generator directory, or set generator.init=random")
-        if c.loss.name == "supcon":
-            _check(c.generator.init == "random" and c.generator.num_classes > 0
-                   or c.generator.init == "checkpoint", "loss.name",
-                   "supcon needs a class-conditional generator")
+    if generated and c.views.latent == "steer":
+        _check(bool(c.views.walks), "views.walks",
+               "is empty: name a steering run's workdir (configs/steering.py), or random")
+    if generated and c.loss.name == "supcon":
+        _check(c.generator.init == "random" and c.generator.num_classes > 0
+               or c.generator.init == "checkpoint", "loss.name",
+               "supcon needs a class-conditional generator")
     _check(0 < c.eval.val_fraction < 1, "eval.val_fraction", "must be in (0, 1)")
     _check(all(v > 0 for v in c.eval.l2_grid), "eval.l2_grid", "strengths must be > 0")
     _check(c.eval.knn_k > 0, "eval.knn_k", "must be > 0")

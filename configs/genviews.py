@@ -3,9 +3,13 @@
     python train.py --config configs/genviews.py --workdir runs/genviews \
         --config.generator.checkpoint=runs/generator
     python train.py --config configs/genviews.py:smoke --workdir /tmp/gv   # random small G
+    python train.py --config configs/genviews.py --workdir runs/steered \
+        --config.generator.checkpoint=runs/generator --config.views.latent=steer \
+        --config.views.walks=runs/walks   # views along walks learned by configs/steering.py
 
 Args (comma-separated): `smoke` shrinks the run to seconds on one CPU and declares
-a small randomly initialised generator, so it needs no earlier checkpoint.
+a small randomly initialised generator and random steering walks (used by
+`views.latent=steer`), so it needs no earlier checkpoint.
 """
 
 from configs import common
@@ -25,4 +29,5 @@ def get_config(arg: str | None = None):
         c.generator.init = "random"  # explicit: a small random G stands in for a checkpoint
         c.generator.width = 8
         c.generator.z_dim = 16
+        c.views.walks = "random"  # explicit: random directions stand in for learned walks
     return c

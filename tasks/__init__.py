@@ -35,4 +35,7 @@ def get(config):
     if config.task == "generator":
         from tasks.generator import GeneratorTask
         return GeneratorTask(config)
+    if config.task == "steering":
+        from tasks.steering import SteeringTask
+        return SteeringTask(config)
     raise ValueError(f"config key task: unknown task {config.task!r}")

@@ -25,6 +25,7 @@ import losses
 from data import datasets, pixel, views
 from models import encoders
 from models import generators as gen_lib
+from models import walks as walks_lib
 from parallel import AXIS
 from tasks import TrainState
 
@@ -70,6 +71,27 @@ def load_generator(c) -> gen_lib.Generator:
     return gen_lib.load(c.generator.checkpoint)
 
 
+def index_batches(batch_size: int, process_index: int, process_count: int):
+    """Batches of generated instances: this process's global example indices, every step
+    the same, since (seed, step, index) keys all their randomness."""
+    local = batch_size // process_count
+    index = (process_index * local + np.arange(local)).astype(np.int32)
+    while True:
+        yield {"index": index}
+
+
+def load_walks(c, z_dim: int) -> walks_lib.Walks | None:
+    """The steering walks of `views.latent=steer`: those of `views.walks` (a steering run's
+    workdir) with the step ranges they were trained on, or random ones."""
+    if c.views.latent != "steer":
+        return None
+    names = tuple(c.steer.walks)
+    if c.views.walks == "random":  # smoke runs: explicit random directions in the config's ranges
+        return walks_lib.Walks(walks_lib.random(jax.random.key(c.seed + 2), z_dim, names),
+                               walks_lib.StepRanges.of_config(c))
+    return walks_lib.load(c.views.walks, names, z_dim)
+
+
 def build_model(c, num_classes: int) -> encoders.ContrastiveModel:
     encoder = encoders.build_encoder(c.model.encoder, image_size=c.data.image_size,
                                      width=c.model.width, axis_name=AXIS)
@@ -82,9 +104,11 @@ class ContrastiveTask:
     def __init__(self, config):
         c = self.config = config
         self.generator = None
+        self.walks = None
         self.dataset = None
         if c.data.source == "generator":
             self.generator = load_generator(c)
+            self.walks = load_walks(c, self.generator.z_dim)
             num_classes = self.generator.num_classes
             if c.loss.name == "supcon" and not num_classes:
                 raise ValueError("config key loss.name: supcon needs a class-conditional generator")
@@ -139,7 +163,7 @@ class ContrastiveTask:
         return jax.vmap(lambda k: views.sample(
             k, z_dim=g.z_dim, num_classes=g.num_classes,
             kind=c.views.latent, sigma=c.views.sigma, num_views=c.views.num_views,
-            truncation=c.generator.truncation))(keys)
+            truncation=c.generator.truncation, walks=self.walks))(keys)
 
     def make_views(self, step, index, image=None, label=None):
         """The views (b·V, S, S, 3) in [0, 1] of instances `index`, with their ids and labels."""
@@ -206,10 +230,7 @@ class ContrastiveTask:
                                         start_step=start_step, process_index=process_index,
                                         process_count=process_count)
             return
-        local = c.train.batch_size // process_count
-        index = (process_index * local + np.arange(local)).astype(np.int32)
-        while True:  # generated instances: ids within the global batch key the randomness
-            yield {"index": index}
+        yield from index_batches(c.train.batch_size, process_index, process_count)
 
     def view_grid(self, num_instances: int = 8) -> np.ndarray:
         """(instances, 1 + V, S, S, 3) in [0, 1]: each anchor (or real image) beside its views."""
