@@ -14,7 +14,7 @@ from configs import common, genviews
 from errors import ConfigError, UserError
 from tasks.contrastive import ContrastiveTask
 
-STUDIES = ["studies.ablation", "studies.loss", "studies.anchors", "studies.genreal", "quickstart",
+STUDIES = ["studies.ablation", "studies.anchors", "studies.genreal", "quickstart",
            "paper.imagenet100_table"]
 RUNS = ["paper.imagenet100_real", "paper.imagenet100_biggan_supcon",
         "paper.imagenet100_bigbigan_simclr"]
