@@ -8,6 +8,7 @@ vmapped over the whole grid of strengths at once: seconds, not an epoch loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -28,8 +29,14 @@ def fit(features: jax.Array, labels: jax.Array, num_classes: int, l2: jax.Array,
 
     `l2` is a vector; the leading axis of the results runs over it.
     """
-    x = jnp.asarray(features, jnp.float32)
-    y = jnp.asarray(labels, jnp.int32)
+    return _fit(jnp.asarray(features, jnp.float32), jnp.asarray(labels, jnp.int32),
+                jnp.asarray(l2, jnp.float32), num_classes, steps)
+
+
+# The data are arguments, not closed-over values: XLA would otherwise embed them as
+# constants, recompile for every call and spend seconds constant-folding them.
+@functools.partial(jax.jit, static_argnames=("num_classes", "steps"))
+def _fit(x: jax.Array, y: jax.Array, l2: jax.Array, num_classes: int, steps: int):
     d = x.shape[1]
 
     def solve(lam):
@@ -52,7 +59,7 @@ def fit(features: jax.Array, labels: jax.Array, num_classes: int, l2: jax.Array,
         (params, _), _ = jax.lax.scan(body, (params, opt.init(params)), None, length=steps)
         return params["w"], params["b"]
 
-    return jax.jit(jax.vmap(solve))(jnp.asarray(l2, jnp.float32))
+    return jax.vmap(solve)(l2)
 
 
 def accuracy(w: jax.Array, b: jax.Array, features: np.ndarray, labels: np.ndarray) -> float:
