@@ -102,6 +102,24 @@ def base() -> ml_collections.ConfigDict:
     return c
 
 
+def study_base() -> ml_collections.ConfigDict:
+    """The fields of a study config (a list of runs compared in one table; see study.py)."""
+    c = ml_collections.ConfigDict()
+    c.study = ""  # title of the comparison
+    c.runs = ml_collections.ConfigDict()  # run name -> experiment config; each goes to DIR/NAME/
+    c.kinds = ml_collections.ConfigDict()  # run name -> generated | real | random (probed) | "" (not)
+    c.sweep = ""  # a run config key (e.g. "views.sigma"): plot the generated runs' results against it
+    c.results_dir = ""  # also copy results.md, results.json and the plots here ("" = only DIR)
+    c.fidelity = ml_collections.ConfigDict()
+    # Views of every generated run against their anchors and real images, in the features
+    # of this encoder ("@RUN" or a run directory; "" = off): one feature space for all runs.
+    c.fidelity.encoder = ""
+    c.fidelity.samples = 5000  # anchors (each with one view) and real train images compared
+    c.fidelity.k = 5  # neighbour that sets a ball's radius
+    c.fidelity.seed = 0  # the anchors' seed: the same anchors for every run
+    return c
+
+
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Shrinks any config to seconds on one CPU, on the same code path."""
     c.train.batch_size = 16
@@ -144,6 +162,7 @@ def _choice(c, key: str, choices) -> None:
 def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: int = 1) -> None:
     """Rejects impossible values, naming the key; called before any compute."""
     if "study" in c:
+        _validate_study(c)
         return
     _choice(c, "task", TASKS)
     _choice(c, "parallel", PARALLEL)
@@ -186,3 +205,20 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     _check(0 < c.eval.val_fraction < 1, "eval.val_fraction", "must be in (0, 1)")
     _check(all(v > 0 for v in c.eval.l2_grid), "eval.l2_grid", "strengths must be > 0")
     _check(c.eval.knn_k > 0, "eval.knn_k", "must be > 0")
+
+
+def _validate_study(c: ml_collections.ConfigDict) -> None:
+    names = list(c.runs.keys())
+    if c.sweep:
+        for name in names:
+            value = c.runs[name]
+            for part in c.sweep.split("."):
+                _check(isinstance(value, ml_collections.ConfigDict) and part in value, "sweep",
+                       f"{c.sweep!r} is not a config key of run {name}")
+                value = value[part]
+    if c.fidelity.encoder.startswith("@"):
+        _check(c.fidelity.encoder[1:] in names, "fidelity.encoder",
+               f"{c.fidelity.encoder!r} names no run of the study")
+    _check(c.fidelity.k >= 1, "fidelity.k", f"must be ≥ 1, got {c.fidelity.k}")
+    _check(c.fidelity.samples > c.fidelity.k, "fidelity.samples",
+           f"must be > fidelity.k = {c.fidelity.k}, got {c.fidelity.samples}")

@@ -50,3 +50,59 @@ def bar_chart(path: str, labels: list[str], series: dict[str, list[float]], *, y
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def sweep_chart(path: str, x: list[float], accuracy: list[float], metrics: dict[str, list[float]], *,
+                baselines: dict[str, float], xlabel: str, title: str = "") -> None:
+    """Linear-probe accuracy (left axis, with horizontal baselines) and metrics in [0, 1]
+    (right axis) against a swept value, on a log x axis when all values are > 0."""
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    ax.plot(x, accuracy, "o-", color="black", label="linear probe top-1 (%)")
+    for (name, value), style in zip(baselines.items(), ("--", ":", "-."), strict=False):
+        ax.axhline(value, color="gray", linestyle=style, linewidth=1, label=f"{name} (%)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("linear probe top-1 (%)")
+    if min(x) > 0:
+        ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.minorticks_off()
+    handles, labels = ax.get_legend_handles_labels()
+    if metrics:
+        right = ax.twinx()
+        for name, values in metrics.items():  # against anchors: hollow markers
+            right.plot(x, values, "s--", label=name, fillstyle="none" if "anchors" in name else "full")
+        right.set_ylim(0, 1.02)
+        right.set_ylabel("fidelity metric")
+        more = right.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def line_panels(path: str, panels: dict[str, dict[str, tuple[list, list]]], *,
+                hlines: dict[str, dict[str, float]] | None = None, xlabel: str, ylabel: str,
+                title: str = "") -> None:
+    """Side-by-side panels of lines sharing the y axis: panel title -> series -> (x, y);
+    `hlines` adds, per panel, named horizontal reference lines."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=100, sharey=True,
+                             squeeze=False)
+    for ax, (name, series) in zip(axes[0], panels.items(), strict=True):
+        for label, (x, y) in series.items():
+            ax.plot(x, y, "o-", label=label)
+        for label, value in (hlines or {}).get(name, {}).items():
+            ax.axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Study configs: each lists runs that study.py trains, evaluates and compares."""
