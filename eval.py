@@ -8,6 +8,15 @@ default its `data.name`, or any TFDS classification dataset given with
 --dataset: transfer) and runs each evaluator of `eval.evaluators` (EVALUATORS
 below), each writing its part of DIR/eval.json (DIR/eval_NAME.json for a
 transfer dataset). --compare prints one table of the eval.json of several runs.
+
+With --fidelity_generator GEN_DIR it also adds `fidelity`: precision, recall,
+density, coverage and their symmetric versions of the generator's samples against
+real train images of its dataset, and of its Gaussian-neighbour views at each σ of
+--fidelity_sigmas against their anchors and against real images, in the feature
+space of DIR's encoder (evaluators/sample_fidelity.py):
+
+    python eval.py --workdir DIR --fidelity_generator GEN_DIR [--fidelity_samples N] \
+        [--fidelity_sigmas 0.1,0.5,1.0]
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_test", None, "test on the first N test examples")
     flags.DEFINE_bool("allow_unfinished", False,
                       "evaluate the latest checkpoint of an unfinished run")
+    flags.DEFINE_string("fidelity_generator", None,
+                        "generator directory whose samples to compare with real images")
+    flags.DEFINE_integer("fidelity_samples", 5000, "generated and real images of the fidelity metrics")
+    flags.DEFINE_list("fidelity_sigmas", [], "σ values of the views diagnostic (comma-separated)")
+    flags.DEFINE_integer("fidelity_k", 5, "neighbour that sets a ball's radius in the fidelity metrics")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +142,9 @@ def result_path(workdir: str, dataset: str | None = None) -> str:
 def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None = None,
              train_split: str | None = None, test_split: str | None = None,
              evaluators: list[str] | None = None, max_train: int | None = None,
-             max_test: int | None = None, allow_unfinished: bool = False) -> dict:
+             max_test: int | None = None, allow_unfinished: bool = False,
+             fidelity_generator: str | None = None, fidelity_samples: int = 5000,
+             fidelity_sigmas: tuple[float, ...] = (), fidelity_k: int = 5) -> dict:
     """Evaluates the encoder in `workdir`; writes and returns eval.json's content.
 
     `dataset` other than the run's own probe dataset is a transfer target; its
@@ -150,6 +166,7 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
     data_dir = config.data.data_dir if data_dir is None else data_dir
     encoder, variables, step = features.restore_encoder(workdir, config,
                                                         allow_unfinished=allow_unfinished)
+    generator = _fidelity_generator(fidelity_generator, fidelity_samples, fidelity_k)
     load_size = config.data.load_size or config.data.image_size
     train = datasets.load(name, train_split or e.train_split, image_size=load_size, data_dir=data_dir,
                           max_examples=e.max_train if max_train is None else max_train)
@@ -167,6 +184,17 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
         t = time.time()
         result[n] = EVALUATORS[n](probe)
         result[n]["wall_s"] = time.time() - t
+    if generator is not None:
+        from evaluators import sample_fidelity
+        real_name = generator[1] or name
+        real = datasets.load(real_name, e.train_split, image_size=load_size, data_dir=data_dir,
+                             max_examples=fidelity_samples)
+        result["fidelity"] = {
+            "generator": os.path.abspath(fidelity_generator), "real_dataset": real_name,
+            **sample_fidelity.evaluate(
+                lambda images: features.extract(encoder, variables, images, size, e.batch_size),
+                generator[0], real.images, num_samples=fidelity_samples,
+                sigmas=fidelity_sigmas, k=fidelity_k, seed=config.seed)}
     result["wall_s"] = time.time() - start
     path = result_path(workdir, None if name == own else name)
     with open(path + ".tmp", "w") as f:
@@ -230,6 +258,35 @@ def markdown_table(leading: list[dict[str, str]], headlines: list[dict[str, floa
     return "\n".join(lines)
 
 
+def _fidelity_generator(directory: str | None, samples: int, k: int):
+    """(the generator in `directory`, the dataset it was trained on or "") or None; fails early."""
+    if directory is None:
+        return None
+    from evaluators import features
+    from models import generators
+
+    if not os.path.isdir(directory):
+        raise UserError(f"--fidelity_generator {directory}: no such directory")
+    if not 0 < k < samples:
+        raise UserError(f"--fidelity_k={k} must be in [1, --fidelity_samples={samples})")
+    generator = generators.load(directory)
+    # A generator genviews trained records its dataset; a converted one does not.
+    trained_on = ""
+    if os.path.exists(os.path.join(directory, "config.json")):
+        trained_on = features.load_config(directory).data.name
+    return generator, trained_on
+
+
+def _sigmas(values: list[str]) -> tuple[float, ...]:
+    try:
+        sigmas = tuple(float(v) for v in values)
+    except ValueError:
+        raise UserError(f"--fidelity_sigmas={','.join(values)}: not a list of numbers") from None
+    if any(not s >= 0 for s in sigmas):
+        raise UserError(f"--fidelity_sigmas={','.join(values)}: every σ must be ≥ 0")
+    return sigmas
+
+
 def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)
     try:
@@ -243,13 +300,22 @@ def main(argv) -> None:
         r = evaluate(FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
                      train_split=FLAGS.train_split, test_split=FLAGS.test_split,
                      evaluators=FLAGS.evaluators, max_train=FLAGS.max_train,
-                     max_test=FLAGS.max_test, allow_unfinished=FLAGS.allow_unfinished)
+                     max_test=FLAGS.max_test, allow_unfinished=FLAGS.allow_unfinished,
+                     fidelity_generator=FLAGS.fidelity_generator,
+                     fidelity_samples=FLAGS.fidelity_samples,
+                     fidelity_sigmas=_sigmas(FLAGS.fidelity_sigmas),
+                     fidelity_k=FLAGS.fidelity_k)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     numbers = ", ".join(f"{k.removesuffix('_top1')} {v:.2f}%" for k, v in headline(r).items()
                         if k.endswith("_top1"))
     print(f"{r['dataset']} ({r['num_train']} train, {r['num_test']} test): {numbers}")
+    if "fidelity" in r:
+        f = r["fidelity"]["samples_vs_real"]
+        print(f"generator samples vs real: sym_precision {f['sym_precision']:.3f}, "
+              f"sym_recall {f['sym_recall']:.3f} (precision {f['precision']:.3f}, "
+              f"recall {f['recall']:.3f})")
 
 
 if __name__ == "__main__":

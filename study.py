@@ -11,6 +11,11 @@ A study that sweeps one value declares its x-axis: `x` (run name → the value o
 that run; runs not listed, like a real-data baseline, are drawn as horizontal
 lines), `x_label` and `x_log`; results.png is then a line plot against it
 instead of bars.
+
+`fidelity.encoder` ("@RUN" or a run directory) adds the fidelity metrics of every
+generated run's views, against their anchors and against real images, all in
+that one encoder's features (evaluators/sample_fidelity.py): a table in
+results.md and, in a sweep, symmetric precision and recall beside the accuracy.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ def run(config, workdir: str, command: str = "") -> dict:
     """
     from configs.common import validate
 
+    validate(config)
     workdir = train.prepare_workdir(workdir)
     names = _order(config)
     unknown = [n for n in config.kinds.keys() if n not in names]
@@ -116,9 +122,47 @@ def run(config, workdir: str, command: str = "") -> dict:
         rows.append(row)
         print(f"    linear probe {row['linear_probe_top1']:.2f}%  kNN {row['knn_top1']:.2f}%", flush=True)
 
+    if config.get("fidelity") and config.fidelity.encoder:
+        _add_fidelity(config, workdir, rows)
     results = {"study": config.study, "command": command, "rows": rows, "other_runs": extra}
     _write(workdir, config, results)
     return results
+
+
+def _add_fidelity(config, workdir: str, rows: list[dict]) -> None:
+    """Adds `fidelity` (views against anchors and real images) to every generated run's row."""
+    from data import datasets
+    from evaluators import features, sample_fidelity
+    from tasks.contrastive import load_generator
+
+    f = config.fidelity
+    ref = os.path.join(workdir, f.encoder[1:]) if f.encoder.startswith("@") else f.encoder
+    ref_config = features.load_config(ref)
+    encoder, variables, _ = features.restore_encoder(ref, ref_config)
+    real = datasets.load(ref_config.data.name, ref_config.eval.train_split,
+                         image_size=ref_config.data.load_size or ref_config.data.image_size,
+                         data_dir=ref_config.data.data_dir, max_examples=f.samples)
+    featurize = lambda images: features.extract(  # noqa: E731
+        encoder, variables, images, ref_config.data.image_size, ref_config.eval.batch_size)
+    for row in rows:
+        if row["data"] != "generated":
+            continue
+        path = os.path.join(workdir, row["run"], "fidelity.json")
+        if not os.path.exists(path):
+            run_config = config.runs[row["run"]]
+            sigma = run_config.views.sigma if run_config.views.latent == "gaussian" else 0.0
+            result = sample_fidelity.evaluate(
+                featurize, load_generator(run_config), real.images, num_samples=f.samples,
+                sigmas=[sigma], k=f.k, seed=f.seed, truncation=run_config.generator.truncation)
+            views = next(iter(result.pop("views").values()))
+            result = {"encoder": os.path.abspath(ref), "sigma": sigma, **result, **views}
+            with open(path, "w") as out:
+                json.dump(result, out, indent=2)
+        with open(path) as fin:
+            row["fidelity"] = json.load(fin)
+        v = row["fidelity"]["vs_real"]
+        print(f"    {row['run']}: views vs real sym_precision {v['sym_precision']:.3f} "
+              f"sym_recall {v['sym_recall']:.3f}", flush=True)
 
 
 def _write(workdir: str, config, results: dict) -> None:
@@ -161,6 +205,7 @@ def _write(workdir: str, config, results: dict) -> None:
         if os.path.exists(grid):
             shutil.copy(grid, os.path.join(workdir, "views.png"))
             lines.append("\n![anchors beside their views](views.png)")
+    lines += _fidelity_table(rows, x_label if "x" in config else "σ")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(text)
@@ -172,7 +217,7 @@ def _write(workdir: str, config, results: dict) -> None:
                         baselines={f"{r['run']} ({r['data']}): linear probe": r["linear_probe_top1"]
                                    for r in rows if "x" not in r},
                         xlabel=x_label, ylabel="top-1 (%)", log_x=bool(config.get("x_log", False)),
-                        title=config.study)
+                        title=config.study, fractions=_fidelity_series(line))
     else:
         plots.bar_chart(path, [r["run"] for r in rows], _series(rows), ylabel="top-1 (%)",
                         title=config.study)
@@ -193,3 +238,35 @@ def _series(rows: list[dict]) -> dict[str, list[float]]:
 
 def _fmt(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _fidelity_series(rows: list[dict]) -> dict[str, list[float]] | None:
+    """Symmetric precision and recall of each row's views (against real images and their
+    anchors), when every row has them."""
+    if not rows or not all("fidelity" in r for r in rows):
+        return None
+    return {f"views vs {ref}: {m}": [r["fidelity"][f"vs_{ref}"][m] for r in rows]
+            for ref in ("real", "anchors") for m in ("sym_precision", "sym_recall")}
+
+
+def _fidelity_table(rows: list[dict], x_label: str) -> list[str]:
+    """Markdown lines: the views' fidelity metrics of every generated run that has them."""
+    rows = [r for r in rows if "fidelity" in r]
+    if not rows:
+        return []
+    rows = sorted(rows, key=lambda r: r.get("x", 0))
+    real_keys = ("precision", "recall", "density", "coverage", "sym_precision", "sym_recall")
+    f0 = rows[0]["fidelity"]
+    lines = ["", f"Views against real images and against their anchors, in the features of "
+             f"{os.path.basename(f0['encoder'])} ({f0['num_generated']} anchors with one view each, "
+             f"{f0['num_real']} real train images, k = {f0['k']}):", "",
+             f"| run | {x_label} | linear probe top-1 (%) | "
+             + " | ".join(f"vs real: {k}" for k in real_keys)
+             + " | vs anchors: sym_precision | vs anchors: sym_recall |",
+             "|---|---:|---:|" + "---:|" * (len(real_keys) + 2)]
+    for r in rows:
+        f = r["fidelity"]
+        lines.append(f"| {r['run']} | {r.get('x', f['sigma']):g} | {r['linear_probe_top1']:.2f} | "
+                     + " | ".join(f"{f['vs_real'][k]:.3f}" for k in real_keys)
+                     + f" | {f['vs_anchors']['sym_precision']:.3f} | {f['vs_anchors']['sym_recall']:.3f} |")
+    return lines

@@ -127,6 +127,27 @@ def base() -> ml_collections.ConfigDict:
     return c
 
 
+def study_base() -> ml_collections.ConfigDict:
+    """The fields of a study config (a list of runs compared in one table; see study.py)."""
+    c = ml_collections.ConfigDict()
+    c.study = ""  # title of the comparison
+    c.runs = ml_collections.ConfigDict()  # run name -> experiment config; each goes to DIR/NAME/
+    c.kinds = ml_collections.ConfigDict()  # run name -> generated | real | random (probed) | "" (not)
+    # A swept value: run name -> x (the runs not named are drawn as baselines); results.png
+    # is then a line plot against x (study.py).
+    c.x = ml_collections.ConfigDict()
+    c.x_label = "x"  # the x-axis label
+    c.x_log = False  # a log-scale x-axis
+    c.fidelity = ml_collections.ConfigDict()
+    # Views of every generated run against their anchors and real images, in the features
+    # of this encoder ("@RUN" or a run directory; "" = off): one feature space for all runs.
+    c.fidelity.encoder = ""
+    c.fidelity.samples = 5000  # anchors (each with one view) and real train images compared
+    c.fidelity.k = 5  # neighbour that sets a ball's radius
+    c.fidelity.seed = 0  # the anchors' seed: the same anchors for every run
+    return c
+
+
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Shrinks any config to seconds on one CPU, on the same code path."""
     c.train.batch_size = 16
@@ -197,6 +218,7 @@ def _choice(c, key: str, choices) -> None:
 def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: int = 1) -> None:
     """Rejects impossible values, naming the key; called before any compute."""
     if "study" in c:
+        _validate_study(c)
         return
     _choice(c, "task", TASKS)
     _choice(c, "parallel", PARALLEL)
@@ -269,3 +291,15 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     _check(c.eval.genrep_lr > 0, "eval.genrep_lr", "must be > 0")
     _check(c.eval.genrep_batch_size > 0, "eval.genrep_batch_size", "must be > 0")
     _check(0 < c.eval.genrep_crop_scale_min <= 1, "eval.genrep_crop_scale_min", "must be in (0, 1]")
+
+
+def _validate_study(c: ml_collections.ConfigDict) -> None:
+    names = list(c.runs.keys())
+    for name in c.x.keys():
+        _check(name in names, "x", f"{name!r} names no run of the study")
+    if c.fidelity.encoder.startswith("@"):
+        _check(c.fidelity.encoder[1:] in names, "fidelity.encoder",
+               f"{c.fidelity.encoder!r} names no run of the study")
+    _check(c.fidelity.k >= 1, "fidelity.k", f"must be ≥ 1, got {c.fidelity.k}")
+    _check(c.fidelity.samples > c.fidelity.k, "fidelity.samples",
+           f"must be > fidelity.k = {c.fidelity.k}, got {c.fidelity.samples}")

@@ -12,8 +12,6 @@
 Args: `smoke` makes every run a smoke run (seconds each).
 """
 
-import ml_collections
-
 from configs import common, generator, genviews, real
 
 STEPS = 300  # encoder steps of every contrastive run (the same budget for all)
@@ -40,10 +38,8 @@ def encoder_run(smoke: bool, cfg, steps: int = STEPS, batch: int = BATCH):
 def get_config(arg: str | None = None):
     smoke = "smoke" in common.parse_arg(arg)
     sub_arg = "smoke" if smoke else None
-    c = ml_collections.ConfigDict()
+    c = common.study_base()
     c.study = "quickstart: generated views vs real images on genviews_shapes"
-    c.runs = ml_collections.ConfigDict()
-    c.kinds = ml_collections.ConfigDict()
 
     c.runs.generator = generator.get_config(sub_arg)
     c.kinds.generator = ""

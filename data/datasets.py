@@ -3,7 +3,8 @@
 One function, `load`, serves every dataset: `genviews_shapes` (the procedural
 default, prepared locally on first use), `cifar10`, `stl10`, `imagenet2012`,
 `imagenet100` (imagenet2012 restricted to the 100 classes of CMC and GenRep,
-listed in `data/imagenet100.txt`) or any other TFDS image classification dataset.
+listed in `data/imagenet100.txt`), any other TFDS image classification dataset,
+or the directory of a prepared TFDS dataset (DIR/NAME/VERSION).
 
 Images come back as uint8 NHWC arrays at a fixed `image_size` (shorter side
 resized, centre crop), held in host memory, with integer labels. Training draws
@@ -52,6 +53,10 @@ def _builder(name: str, data_dir: str | None):
     import tensorflow_datasets as tfds
 
     tfds_name = "imagenet2012" if name == IMAGENET100 else name
+    if os.path.isdir(name):
+        # A prepared TFDS dataset directory (DIR/NAME/VERSION, e.g. an exported generated
+        # dataset): read as it is, whatever its builder; its features must be image and label.
+        return tfds.builder_from_directory(name)
     if name == "genviews_shapes":
         # Registered by importing data.shapes; built here without any download.
         builder = shapes.GenviewsShapes(data_dir=data_dir or None)
@@ -61,7 +66,8 @@ def _builder(name: str, data_dir: str | None):
         except tfds.core.registered.DatasetNotFoundError:
             raise ConfigError(
                 f"unknown dataset {name!r} (config key data.name or eval.dataset): it is "
-                "neither genviews_shapes, imagenet100 nor a TFDS dataset name") from None
+                "neither genviews_shapes, imagenet100, a TFDS dataset name nor a TFDS dataset "
+                "directory") from None
     if not builder.is_prepared():
         if name == "genviews_shapes":
             print(f"preparing {name} in {builder.data_dir} (once, about a minute)", flush=True)

@@ -30,10 +30,8 @@ DEFAULTS = {"smoke": False, "no_bigbigan": False, "biggan": "", "bigbigan": ""}
 def get_config(arg: str | None = None):
     o = common.parse_options(arg, DEFAULTS)
     sub_arg = "smoke" if o["smoke"] else None
-    c = ml_collections.ConfigDict()
+    c = common.study_base()
     c.study = "GenRep ImageNet-100: real data, generated views, latent/pixel ablation"
-    c.runs = ml_collections.ConfigDict()
-    c.kinds = ml_collections.ConfigDict()
     for name, loss_arg in (("real_simclr", None), ("real_supcon", "supcon")):
         c.runs[name] = imagenet100_real.get_config(",".join(filter(None, [sub_arg, loss_arg])))
         c.kinds[name] = "real"

@@ -30,10 +30,8 @@ class Study:
     def __init__(self, title: str, arg: str | None):
         self.options = common.parse_options(arg, DEFAULTS)
         self.smoke = self.options["smoke"]
-        self.config = ml_collections.ConfigDict()
+        self.config = common.study_base()
         self.config.study = title
-        self.config.runs = ml_collections.ConfigDict()
-        self.config.kinds = ml_collections.ConfigDict()
 
     def _scaled(self, cfg):
         o = self.options

@@ -1,0 +1,99 @@
+"""The prune command and the noisy-label study's pieces, on a smoke encoder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import train
+from configs import real
+from errors import UserError
+from evaluators import prune
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory, tfds_dir):
+    config = real.get_config("smoke")
+    config.data.data_dir = tfds_dir
+    config.train.steps = 0  # a random encoder: the command, not the features, is tested
+    workdir = str(tmp_path_factory.mktemp("enc") / "enc")
+    train.train(config, workdir)
+    return workdir
+
+
+def _dataset_dir(tfds_dir: str) -> str:
+    """genviews_shapes' prepared directory (NAME/VERSION), read as a directory like an export."""
+    root = os.path.join(tfds_dir, "genviews_shapes")
+    return os.path.join(root, sorted(os.listdir(root))[-1])
+
+
+def test_symmetric_noise_flips_exactly_the_rate_to_other_classes():
+    labels = np.random.default_rng(0).integers(0, 10, 5000)
+    noisy = prune.symmetric_noise(labels, 0.4, 10, seed=1)
+    flipped = noisy != labels
+    assert flipped.sum() == 2000  # exactly round(rate · n), never redrawn to the true class
+    shift = (noisy[flipped] - labels[flipped]) % 10  # uniform over 1..9
+    counts = np.bincount(shift, minlength=10)
+    assert counts[0] == 0 and np.all(np.abs(counts[1:] - 2000 / 9) < 5 * np.sqrt(2000 / 9))
+    np.testing.assert_array_equal(prune.symmetric_noise(labels, 0.0, 10, seed=1), labels)
+    np.testing.assert_array_equal(prune.symmetric_noise(labels, 0.4, 10, seed=1), noisy)
+    with pytest.raises(UserError, match="noise"):
+        prune.symmetric_noise(labels, 1.0, 10, seed=0)
+
+
+def test_budget_count():
+    assert prune.budget_count(0.3, 200) == 60
+    assert prune.budget_count(1.0, 200) == 200
+    assert prune.budget_count(50, 200) == 50
+    for bad in (0, -0.1, 201, 2.5):
+        with pytest.raises(UserError, match="budget"):
+            prune.budget_count(bad, 200)
+
+
+def test_prune_command_on_a_dataset_directory(encoder_dir, tfds_dir, tmp_path):
+    out = str(tmp_path / "out")
+    prune.main(["--encoder", encoder_dir, "--dataset", _dataset_dir(tfds_dir), "--max_examples", "200",
+                "--budget", "0.25", "--gain", "full", "--noise", "0.2", "--out", out])
+    idx = np.load(os.path.join(out, "indices.npy"))
+    labels = np.load(os.path.join(out, "labels.npy"))
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    assert len(idx) == 50 and len(set(idx.tolist())) == 50 and 0 <= idx.min() and idx.max() < 200
+    assert summary["n"] == 200 and summary["budget"] == 50
+    assert summary["clean_fraction_all"] == 0.8
+    # Balanced: classes are taken in turn over the noisy labels (each has ≥ 5 examples here).
+    assert np.bincount(labels[idx], minlength=10).tolist() == summary["per_class"] == [5] * 10
+    assert 0 < summary["mean_confidence_all"] <= 1 and 0 < summary["mean_confidence_selected"] <= 1
+
+
+def test_noisy_label_study_writes_its_table(encoder_dir, tfds_dir, tmp_path):
+    from evaluators import prune_study
+
+    out = tmp_path / "study"
+    prune_study.main(["--encoder", encoder_dir, "--data_dir", tfds_dir, "--max_train", "200",
+                      "--max_test", "50", "--noise", "0.2", "--budgets", "0.5", "--out", str(out)])
+    results = json.loads((out / "results.json").read_text())
+    rows = {r["method"]: r for r in results["rows"]}
+    assert set(rows) == {"whole set", *prune_study.METHODS}
+    assert rows["whole set"]["n"] == 200 and rows["whole set"]["clean_fraction"] == 0.8
+    assert all(r["n"] == 100 and 0 <= r["test_top1"] <= 100 for m, r in rows.items() if m != "whole set")
+    assert results["command"].startswith("python -m evaluators.prune_study --encoder")
+    assert (out / "results.png").exists() and "| 20% | 50% |" in (out / "results.md").read_text()
+
+
+def test_prune_command_errors(encoder_dir, tfds_dir, tmp_path, capsys):
+    def fails(*args):
+        with pytest.raises(SystemExit) as e:
+            prune.main(["--dataset", "genviews_shapes", "--data_dir", tfds_dir, "--max_examples", "50",
+                        "--out", str(tmp_path / "o"), *args])
+        assert e.value.code == 2
+        return capsys.readouterr().err
+
+    assert "no such run directory" in fails("--encoder", str(tmp_path / "missing"), "--budget", "0.5")
+    assert "≤ n = 50" in fails("--encoder", encoder_dir, "--budget", "60")
+    assert "--gain" in fails("--encoder", encoder_dir, "--budget", "0.5", "--gain", "best")
+    assert "tau" in fails("--encoder", encoder_dir, "--budget", "0.5", "--tau", "2")
+    assert not os.path.exists(tmp_path / "o")
