@@ -20,6 +20,21 @@ STEPS = 300  # encoder steps of every contrastive run (the same budget for all)
 BATCH = 128  # instances per step
 
 
+def encoder_budget(cfg):
+    """The quickstart's encoder budget and recipe (CPU-sized), shared by studies at its scale."""
+    cfg.train.steps = STEPS
+    cfg.train.batch_size = BATCH
+    cfg.train.log_every = 50
+    cfg.train.ckpt_every = 200
+    cfg.optim.lr = 0.1
+    cfg.optim.weight_decay = 5e-4
+    cfg.optim.warmup_steps = 30
+    cfg.model.encoder = "convnet"
+    cfg.model.width = 32
+    cfg.eval.max_train = 10000
+    return cfg
+
+
 def get_config(arg: str | None = None):
     smoke = "smoke" in common.parse_arg(arg)
     sub_arg = "smoke" if smoke else None
@@ -32,18 +47,7 @@ def get_config(arg: str | None = None):
     c.kinds.generator = ""
 
     def encoder_run(cfg):
-        if not smoke:
-            cfg.train.steps = STEPS
-            cfg.train.batch_size = BATCH
-            cfg.train.log_every = 50
-            cfg.train.ckpt_every = 200
-            cfg.optim.lr = 0.1
-            cfg.optim.weight_decay = 5e-4
-            cfg.optim.warmup_steps = 30
-            cfg.model.encoder = "convnet"
-            cfg.model.width = 32
-            cfg.eval.max_train = 10000
-        return cfg
+        return cfg if smoke else encoder_budget(cfg)
 
     for name, loss in (("genviews_supcon", "supcon"),):
         cfg = encoder_run(genviews.get_config(sub_arg))

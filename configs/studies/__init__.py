@@ -1,0 +1,1 @@
+"""Configs that reproduce runs of published papers (GenRep, ICLR 2022)."""
