@@ -58,10 +58,19 @@ def get_config(arg: str | None = None):
         c.runs[name] = cfg
         c.kinds[name] = "generated"
 
-    c.runs.real_simclr = encoder_run(real.get_config(sub_arg))
-    c.kinds.real_simclr = "real"
-
-    c.runs.random = encoder_run(real.get_config(sub_arg))
-    c.runs.random.train.steps = 0
-    c.kinds.random = "random"
+    add_references(c, smoke)
     return c
+
+
+def add_references(study, smoke: bool) -> None:
+    """The reference runs of a study: SimCLR on real images (`real_simclr`) and an
+    untrained encoder (`random`), at the quickstart's budget unless smoke."""
+    sub_arg = "smoke" if smoke else None
+    for name, kind, steps in (("real_simclr", "real", None), ("random", "random", 0)):
+        cfg = real.get_config(sub_arg)
+        if not smoke:
+            encoder_budget(cfg)
+        if steps is not None:
+            cfg.train.steps = steps
+        study.runs[name] = cfg
+        study.kinds[name] = kind

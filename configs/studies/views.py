@@ -26,7 +26,7 @@ import os
 
 import ml_collections
 
-from configs import common, genviews, quickstart, real
+from configs import common, genviews, quickstart
 from errors import ConfigError
 
 DEFAULT_GENERATOR = "runs/quickstart/generator"
@@ -67,12 +67,10 @@ def get_config(arg: str | None = None):
     c.runs = ml_collections.ConfigDict()
     c.kinds = ml_collections.ConfigDict()
 
-    def budget(cfg):
-        return cfg if smoke else quickstart.encoder_budget(cfg)
-
     for name, (latent, pixel, loss, num_views) in GENERATED_RUNS.items():
-        cfg = budget(genviews.get_config(sub_arg))  # smoke: a small random generator
+        cfg = genviews.get_config(sub_arg)  # smoke: a small random generator
         if not smoke:
+            quickstart.encoder_budget(cfg)
             cfg.generator.init = "checkpoint"
             cfg.generator.checkpoint = generator
         cfg.views.latent = latent
@@ -84,9 +82,5 @@ def get_config(arg: str | None = None):
         c.runs[name] = cfg
         c.kinds[name] = "generated"
 
-    c.runs.real_simclr = budget(real.get_config(sub_arg))
-    c.kinds.real_simclr = "real"
-    c.runs.random = budget(real.get_config(sub_arg))
-    c.runs.random.train.steps = 0
-    c.kinds.random = "random"
+    quickstart.add_references(c, smoke)
     return c
