@@ -16,6 +16,7 @@ from data import export, views
 from errors import ConfigError, UserError
 from evaluators import features
 from models import generators
+from tasks.contrastive import ContrastiveTask
 
 EXPORT = dict(num_anchors=20, num_views=3, seed=5, latent="multi_sigma", sigmas=(0.3, 1.0),
               batch_size=8)
@@ -37,26 +38,32 @@ def _metrics(workdir):
         return [json.loads(line) for line in f]
 
 
-@pytest.mark.parametrize("latent,pixel,loss,num_views", [
-    ("angular", "simclr", "ntxent", 2),
-    ("angular", "none", "multipos", 3),
-    ("independent", "simclr", "supcon", 2),
-    ("independent", "none", "clip_latent", 2),
-    ("multi_sigma", "simclr", "multipos", 3),
-    ("multi_sigma", "none", "ntxent", 2),
-])
-def test_view_type_smoke_runs(tmp_path, latent, pixel, loss, num_views):
-    config = _smoke(views__latent=latent, views__pixel=pixel, loss__name=loss,
-                    views__num_views=num_views)
+@pytest.mark.parametrize("pixel", ["simclr", "none"])
+@pytest.mark.parametrize("latent", ["angular", "independent", "multi_sigma"])
+def test_every_view_type_makes_views_in_the_smoke_config(latent, pixel):
+    # The views of the train step (what differs between view types), without the encoder,
+    # whose step is the same for every view type and is run end to end below.
+    config = _smoke(views__latent=latent, views__pixel=pixel, views__num_views=3)
+    common.validate(config)
+    task = ContrastiveTask(config)
+    out = jax.jit(task.make_views)(0, jnp.arange(4, dtype=jnp.int32))
+    x = np.asarray(out["image"])
+    assert x.shape == (12, 32, 32, 3) and np.all(np.isfinite(x)) and 0 <= x.min() <= x.max() <= 1
+    np.testing.assert_array_equal(out["id"], np.repeat(np.arange(4), 3))
+    assert np.asarray(out["z"]).shape == (12, 16 + 10)  # (z, one-hot y): the latent tower's input
+    views_of_one = x.reshape(4, 3, -1)
+    assert np.abs(views_of_one[:, 0] - views_of_one[:, 1]).max() > 1e-3  # views differ
+
+
+def test_multi_view_smoke_run(tmp_path):
+    config = _smoke(views__latent="angular", views__pixel="none", loss__name="multipos",
+                    views__num_views=3)
     workdir = str(tmp_path / "run")
     train.train(config, workdir)
     lines = _metrics(workdir)
     assert [m["step"] for m in lines] == [1, 2]
     assert all(np.isfinite(m["loss"]) for m in lines)
     assert os.path.exists(os.path.join(workdir, "views.png"))
-    if loss == "clip_latent":
-        assert 0 < lines[-1]["logit_scale"] <= 100
-        _check_image_tower_is_probed(workdir)
 
 
 def _check_image_tower_is_probed(workdir):
@@ -126,8 +133,9 @@ def test_export_reads_back_what_was_written(exported, generator_dir):
     for i in (0, 13):
         key = jax.random.fold_in(views.example_keys(EXPORT["seed"], 0, jnp.array([i]))[0], 0)
         want = views.sample(key, spec, z_dim=16, num_classes=10)
-        np.testing.assert_array_equal(rows["anchor_z"][i], want["anchor"])
-        np.testing.assert_array_equal(rows["views_z"][i], want["views"])
+        # Batched under jit vs one by one: the same draws up to float32 rounding.
+        np.testing.assert_allclose(rows["anchor_z"][i], want["anchor"], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(rows["views_z"][i], want["views"], rtol=1e-6, atol=1e-6)
         assert rows["label"][i] == int(want["label"])
     # The images are the generator's images of those latents, as uint8.
     g = generators.load(generator_dir)
@@ -150,9 +158,14 @@ def test_export_refuses_bad_requests(exported, generator_dir, tmp_path):
     assert not os.path.exists(tmp_path / "o")
 
 
-def test_training_from_an_export(exported, tmp_path):
-    config = _smoke(data__source=exported[0], views__num_views=2, loss__name="clip_latent")
+def test_training_from_an_export_with_clip_latent(exported, tmp_path):
+    # The scale starts at 1/0.07; clamped at that value it can only stay or fall.
+    config = _smoke(data__source=exported[0], views__num_views=2, loss__name="clip_latent",
+                    loss__clip_max_logit_scale=1 / 0.07)
     workdir = str(tmp_path / "offline")
     train.train(config, workdir)
-    assert all(np.isfinite(m["loss"]) for m in _metrics(workdir))
+    lines = _metrics(workdir)
+    assert all(np.isfinite(m["loss"]) for m in lines)
+    assert all(0 < m["logit_scale"] <= (1 / 0.07) * (1 + 1e-6) for m in lines)
     assert os.path.exists(os.path.join(workdir, "views.png"))
+    _check_image_tower_is_probed(workdir)
