@@ -12,6 +12,10 @@ The loss takes the *rows* this device owns against the *columns* of the whole
 global batch, so that under data parallelism each device computes its share of
 the global loss against globally gathered embeddings (see tasks/contrastive.py);
 on one device rows and columns are the same batch.
+
+CLIP's symmetric InfoNCE (`sharded_clip`, for `loss.name=clip_latent`) is the
+same function twice: image rows against latent columns and latent rows against
+image columns, each row's one positive being its own pair, with τ = 1 / logit scale.
 """
 
 from __future__ import annotations
@@ -84,16 +88,39 @@ def sharded_contrastive(z: jax.Array, ids: jax.Array, labels: jax.Array, *, axis
     (a psum) is exactly `contrastive` on the gathered batch; all_gather's
     transpose routes every device's gradient back to the views it came from.
     """
-    n = z.shape[0]
-    total = n * jax.lax.psum(1, axis_name)
+    own, total = _own_columns(z.shape[0], axis_name)
     z_all = jax.lax.all_gather(z, axis_name, tiled=True)
     ids_all = jax.lax.all_gather(ids, axis_name, tiled=True)
     labels_all = jax.lax.all_gather(labels, axis_name, tiled=True)
-    rows = jax.lax.axis_index(axis_name) * n + jnp.arange(n)
-    self_mask = rows[:, None] == jnp.arange(total)[None, :]
     positives = positive_mask(loss_name, ids, ids_all, labels, labels_all)
-    per_anchor = multi_positive(z, z_all, positives, self_mask, temperature)
+    per_anchor = multi_positive(z, z_all, positives, own, temperature)
     return (temperature / base_temperature) * per_anchor.sum() / total
+
+
+def _own_columns(n: int, axis_name: str) -> tuple[jax.Array, int]:
+    """(n, N) bool: which global column is each of this device's n rows; and N."""
+    total = n * jax.lax.psum(1, axis_name)
+    rows = jax.lax.axis_index(axis_name) * n + jnp.arange(n)
+    return rows[:, None] == jnp.arange(total)[None, :], total
+
+
+def sharded_clip(images: jax.Array, latents: jax.Array, logit_scale: jax.Array, *,
+                 axis_name: str) -> jax.Array:
+    """This device's share of CLIP's symmetric InfoNCE between paired embeddings.
+
+    images, latents: (n, d) L2-normalised; row i of each is one pair. Logits are
+    logit_scale · image·latent over the global batch (all-gathered); the loss is
+    the mean of the image→latent and latent→image cross-entropies whose target is
+    the row's own pair. Summed over devices it is the loss of the gathered batch.
+    """
+    own, total = _own_columns(images.shape[0], axis_name)
+    never = jnp.zeros_like(own)  # the other tower's rows are all candidates
+    temperature = 1.0 / logit_scale
+    to_latents = multi_positive(images, jax.lax.all_gather(latents, axis_name, tiled=True),
+                                own, never, temperature)
+    to_images = multi_positive(latents, jax.lax.all_gather(images, axis_name, tiled=True),
+                               own, never, temperature)
+    return 0.5 * (to_latents.sum() + to_images.sum()) / total
 
 
 def hinge_discriminator(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:

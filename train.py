@@ -238,6 +238,10 @@ def parse_flags(argv: list[str]) -> list[str]:
         return flags.FLAGS(argv)
     except (flags.Error, OSError) as e:  # OSError: the config file cannot be read
         message = str(e)
+        # A config file's get_config that refuses its args: its message, not the traceback.
+        refused = re.search(r"errors\.(?:Config|User)Error: (.*)$", message, re.S)
+        if refused:
+            message = refused.group(1)
     except (AttributeError, KeyError) as e:  # ml_collections: a --config.KEY the config lacks
         text = str(e).replace("\\n", " ").replace("\\'", "").strip("'\"")
         overrides = [a[2:].split("=")[0] for a in argv if a.startswith("--config.")]

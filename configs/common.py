@@ -12,13 +12,13 @@ import ml_collections
 
 from data.edits import WALK_DIMS
 from data.pixel import PIXEL_KINDS
-from data.views import LATENT_KINDS
+from data.views import CONDITIONAL_KINDS, LATENT_KINDS
 from errors import ConfigError
 from models.encoders import ENCODERS
 
 TASKS = ("contrastive", "generator", "steering")
 SOURCES = ("generator", "real")
-LOSSES = ("ntxent", "supcon", "multipos")
+LOSSES = ("ntxent", "supcon", "multipos", "clip_latent")
 OPTIMIZERS = ("sgd", "lars", "adam")
 PARALLEL = ("shard_map", "pmap")
 
@@ -30,7 +30,9 @@ def base() -> ml_collections.ConfigDict:
     c.parallel = "shard_map"  # shard_map (jit over a 1-D data mesh) | pmap; same step function
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "generator"  # where training pixels come from: generator | real
+    # where training pixels come from: generator | real | DIR, an export of python -m data.export
+    # (offline: its fixed views; generator.* and the latent views.* keys are then unused)
+    c.data.source = "generator"
     c.data.name = "genviews_shapes"  # TFDS dataset of real images (source=real; the probe default)
     c.data.data_dir = ""  # TFDS data_dir; "" = TFDS default (~/tensorflow_datasets or $TFDS_DATA_DIR)
     c.data.split = "train"  # TFDS split of real training images
@@ -49,9 +51,13 @@ def base() -> ml_collections.ConfigDict:
     c.generator.truncation = 1.0  # anchors are truncation · N(0, 1) truncated at ±2
 
     c.views = ml_collections.ConfigDict()
-    c.views.latent = "gaussian"  # latent views: gaussian (z + σ·ε) | none (pixel-only ablation) | steer
+    # latent views (data/views.py): gaussian (z + σ·ε) | none (pixel-only ablation) | angular
+    # (z + σ·ε rescaled to ‖z‖) | independent (a fresh z, same class) | multi_sigma (σ from
+    # sigmas) | steer (learned steering walks, views.walks)
+    c.views.latent = "gaussian"
     c.views.pixel = "simclr"  # pixel views: simclr | none (latent-only ablation: centre crop)
-    c.views.sigma = 0.2  # σ of the Gaussian neighbourhood
+    c.views.sigma = 0.2  # σ of the Gaussian (and angular) neighbourhood
+    c.views.sigmas = (0.1, 0.2, 0.5)  # multi_sigma: each view's σ is drawn uniformly from these
     c.views.num_views = 2  # views per instance (≥ 2)
     # >0: instances are drawn from a fixed pool of this many (anchor, view latents), keyed
     # by seed (a finite generated dataset); 0 = a new instance at every draw
@@ -80,11 +86,16 @@ def base() -> ml_collections.ConfigDict:
     c.model.proj_dim = 128  # projection output size (the loss's embedding)
     c.model.proj_layers = 2  # projection head depth
     c.model.online_head = True  # linear classifier on stop-gradient features, when labels exist
+    c.model.latent_layers = 3  # clip_latent: depth of the MLP on (z, one-hot y), width proj_hidden
 
     c.loss = ml_collections.ConfigDict()
-    c.loss.name = "ntxent"  # ntxent (SimCLR) | supcon (positives share the class) | multipos
+    # ntxent (SimCLR) | supcon (positives share the class) | multipos (StableRep: all views of an
+    # instance are positives) | clip_latent (image encoder vs an MLP on the latent, CLIP's loss)
+    c.loss.name = "ntxent"
     c.loss.temperature = 0.1  # softmax temperature τ
     c.loss.base_temperature = 0.1  # loss is scaled by τ / base_temperature (GenRep: 0.07)
+    c.loss.clip_init_temperature = 0.07  # clip_latent: initial τ of its learnable logit scale 1/τ
+    c.loss.clip_max_logit_scale = 100.0  # clip_latent: the logit scale is clamped at this (CLIP)
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "sgd"  # sgd (with momentum) | lars | adam
@@ -215,6 +226,23 @@ def _choice(c, key: str, choices) -> None:
     _check(value in choices, key, f"{value!r} is not one of {tuple(choices)}")
 
 
+def _check_source(c: ml_collections.ConfigDict) -> None:
+    """data.source: one of SOURCES, or a directory holding an export (checked against the views)."""
+    from data import export
+
+    source = c.data.source
+    if source in SOURCES:
+        return
+    meta = export.metadata(source) if isinstance(source, str) else None
+    _check(meta is not None, "data.source",
+           f"{source!r} is neither one of {SOURCES} nor a directory written by python -m data.export "
+           f"(no {export.META_FILE} in it)")
+    _check(c.views.num_views <= meta["num_views"], "views.num_views",
+           f"{c.views.num_views} views asked, the export {source} holds {meta['num_views']} per anchor")
+    _check(c.loss.name != "supcon" or meta["num_classes"] > 0, "loss.name",
+           f"supcon needs classes; the export {source} comes from an unconditional generator")
+
+
 def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: int = 1) -> None:
     """Rejects impossible values, naming the key; called before any compute."""
     if "study" in c:
@@ -222,7 +250,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         return
     _choice(c, "task", TASKS)
     _choice(c, "parallel", PARALLEL)
-    _choice(c, "data.source", SOURCES)
+    _check_source(c)
     _choice(c, "generator.init", ("checkpoint", "random"))
     _choice(c, "views.latent", LATENT_KINDS)
     _choice(c, "views.pixel", PIXEL_KINDS)
@@ -243,6 +271,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     _check(c.train.ckpt_every > 0, "train.ckpt_every", "must be > 0")
     _check(c.train.keep_checkpoints > 0, "train.keep_checkpoints", "must be > 0")
     _check(c.views.sigma >= 0, "views.sigma", f"must be ≥ 0, got {c.views.sigma}")
+    _check(all(s >= 0 for s in c.views.sigmas), "views.sigmas", f"must be ≥ 0, got {c.views.sigmas}")
+    _check(c.views.latent != "multi_sigma" or len(c.views.sigmas) > 0, "views.sigmas",
+           "is empty: multi_sigma draws each view's σ from it")
     _check(c.views.num_views >= 2, "views.num_views", f"must be ≥ 2, got {c.views.num_views}")
     _check(0 < c.views.crop_scale_min <= 1, "views.crop_scale_min", "must be in (0, 1]")
     for key in ("jitter_prob", "gray_prob", "blur_prob"):
@@ -271,10 +302,19 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     if generated and c.views.latent == "steer":
         _check(bool(c.views.walks), "views.walks",
                "is empty: name a steering run's workdir (configs/steering.py), or random")
-    if generated and c.loss.name == "supcon":
-        _check(c.generator.init == "random" and c.generator.num_classes > 0
-               or c.generator.init == "checkpoint", "loss.name",
+    if generated:
+        unconditional = c.generator.init == "random" and c.generator.num_classes == 0
+        _check(not (c.loss.name == "supcon" and unconditional), "loss.name",
                "supcon needs a class-conditional generator")
+        _check(not (c.views.latent in CONDITIONAL_KINDS and unconditional), "views.latent",
+               f"{c.views.latent} keeps the anchor's class and needs a class-conditional generator "
+               "(generator.num_classes > 0)")
+    _check(c.loss.name != "clip_latent" or c.data.source != "real", "loss.name",
+           "clip_latent pairs images with their latents: data.source must be generator or an export")
+    _check(c.loss.clip_init_temperature > 0, "loss.clip_init_temperature", "must be > 0")
+    _check(c.loss.clip_max_logit_scale >= 1 / c.loss.clip_init_temperature, "loss.clip_max_logit_scale",
+           "must be ≥ 1 / loss.clip_init_temperature")
+    _check(c.model.latent_layers >= 1, "model.latent_layers", "must be ≥ 1")
     _check(0 < c.eval.val_fraction < 1, "eval.val_fraction", "must be in (0, 1)")
     _check(all(v > 0 for v in c.eval.l2_grid), "eval.l2_grid", "strengths must be > 0")
     _check(c.eval.knn_k > 0, "eval.knn_k", "must be > 0")

@@ -31,13 +31,18 @@ _IMAGENET100_FILE = os.path.join(os.path.dirname(__file__), "imagenet100.txt")
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A labelled split in memory: `images` (N, S, S, 3) uint8, `labels` (N,) int32."""
+    """A labelled split in memory: `images` (N, S, S, 3) uint8, `labels` (N,) int32.
+
+    An export of generated views (data.export) has `images` (N, V, S, S, 3), the
+    views of each instance, and their `latents` (N, V, z_dim).
+    """
 
     name: str
     split: str
     images: np.ndarray
     labels: np.ndarray
     num_classes: int
+    latents: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -159,8 +164,8 @@ def batches(dataset: Dataset, global_batch: int, *, seed: int, start_step: int =
     Epoch e visits the examples in the order `permutation(seed, e)`; global batch
     t holds positions [t·B, (t+1)·B) of that endless sequence. Process p reads only
     rows [p·B/P, (p+1)·B/P) of each global batch. Each item: `image` (uint8),
-    `label`, and `index` (the example's position in the global stream, which keys
-    its randomness).
+    `label`, `index` (the example's position in the global stream, which keys its
+    randomness) and, for an export of generated views, `z` (the views' latents).
     """
     n = len(dataset)
     if global_batch % process_count:
@@ -178,6 +183,9 @@ def batches(dataset: Dataset, global_batch: int, *, seed: int, start_step: int =
                 order = np.random.default_rng([seed, cached_epoch]).permutation(n)
             mask = epochs == epoch
             rows[mask] = order[positions[mask] % n]
-        yield {"image": dataset.images[rows], "label": dataset.labels[rows],
-               "index": positions.astype(np.int32)}
+        batch = {"image": dataset.images[rows], "label": dataset.labels[rows],
+                 "index": positions.astype(np.int32)}
+        if dataset.latents is not None:
+            batch["z"] = dataset.latents[rows]
+        yield batch
         step += 1

@@ -36,9 +36,8 @@ def sample_latents(z_dim: int, num_classes: int, n: int, *, sigma: float, seed: 
     own keys), so every σ perturbs the same anchors.
     """
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.arange(n))
-    inst = jax.jit(jax.vmap(lambda k: views.sample(
-        k, z_dim=z_dim, num_classes=num_classes, kind="gaussian", sigma=sigma, num_views=1,
-        truncation=truncation)))(keys)
+    spec = views.ViewSpec(kind="gaussian", sigma=sigma, num_views=1, truncation=truncation)
+    inst = jax.jit(jax.vmap(lambda k: views.sample(k, spec, z_dim=z_dim, num_classes=num_classes)))(keys)
     return {"anchor": np.asarray(inst["anchor"]), "view": np.asarray(inst["views"][:, 0]),
             "label": np.asarray(inst["label"])}
 

@@ -115,22 +115,33 @@ class ProjectionHead(nn.Module):
 
 
 class ContrastiveModel(nn.Module):
-    """Encoder f, projection head g, and an online linear classifier on stop-gradient f."""
+    """Encoder f, projection head g, an online linear classifier on stop-gradient f, and
+    (loss.name=clip_latent) a latent tower: an MLP on the generator's input, with CLIP's
+    learnable logit scale `logit_scale` (log of 1/τ, initialised at log(1/0.07))."""
 
     encoder: nn.Module
     head: ProjectionHead
     num_classes: int
+    latent_tower: nn.Module | None = None
+    init_temperature: float = 0.07
 
     def setup(self):
         if self.num_classes:
             self.classifier = nn.Dense(self.num_classes)
+        if self.latent_tower is not None:
+            self.logit_scale = self.param(
+                "logit_scale", lambda _: jnp.log(jnp.float32(1.0 / self.init_temperature)))
 
-    def __call__(self, x, train: bool = True):
+    def __call__(self, x, latents=None, train: bool = True):
+        """(features, projections, classifier logits, latent projections or None)."""
         features = self.encoder(x, train=train)
         projections = self.head(features, train=train)
         logits = (self.classifier(jax.lax.stop_gradient(features)) if self.num_classes
                   else jnp.zeros((x.shape[0], 0)))
-        return features, projections, logits
+        latent_projections = None
+        if self.latent_tower is not None:
+            latent_projections = self.latent_tower(latents, train=train)
+        return features, projections, logits, latent_projections
 
     def features(self, x):
         return self.encoder(x, train=False)

@@ -1,10 +1,13 @@
-"""Contrastive training of an encoder on generated or real views (SimCLR, SupCon).
+"""Contrastive training of an encoder on generated or real views (SimCLR, SupCon,
+StableRep's multi-positive loss, CLIP-style image–latent contrast).
 
 Views are made inside the jitted step: for `data.source=generator`, latents are
 sampled (data.views) and rendered by the frozen generator, then pixel-transformed
 (data.pixel); for `data.source=real`, the host sends real images and the step
-makes their pixel views. Every random draw is keyed by (seed, step, global
-example index), so the numbers do not depend on the number of devices.
+makes their pixel views; for `data.source=DIR`, an export (data.export), the host
+sends each instance's exported views (and their latents). Every random draw is
+keyed by (seed, step, global example index), so the numbers do not depend on the
+number of devices.
 
 The step runs on one device's share of the batch. Projections are all-gathered
 so that every device contrasts its anchors against the whole global batch; its
@@ -22,7 +25,8 @@ import numpy as np
 import optax
 
 import losses
-from data import datasets, pixel, views
+from data import datasets, export, pixel, views
+from errors import ConfigError
 from models import encoders
 from models import generators as gen_lib
 from models import walks as walks_lib
@@ -97,7 +101,12 @@ def build_model(c, num_classes: int) -> encoders.ContrastiveModel:
                                      width=c.model.width, axis_name=AXIS)
     head = encoders.ProjectionHead(c.model.proj_hidden, c.model.proj_dim, c.model.proj_layers,
                                    axis_name=AXIS)
-    return encoders.ContrastiveModel(encoder, head, num_classes if c.model.online_head else 0)
+    latent_tower = None
+    if c.loss.name == "clip_latent":  # an MLP of the same output size as the image tower's head
+        latent_tower = encoders.ProjectionHead(c.model.proj_hidden, c.model.proj_dim,
+                                               c.model.latent_layers, axis_name=AXIS)
+    return encoders.ContrastiveModel(encoder, head, num_classes if c.model.online_head else 0,
+                                     latent_tower, c.loss.clip_init_temperature)
 
 
 class ContrastiveTask:
@@ -106,12 +115,25 @@ class ContrastiveTask:
         self.generator = None
         self.walks = None
         self.dataset = None
+        self.exported = c.data.source not in ("generator", "real")
+        self.spec = views.ViewSpec.from_config(c)
         if c.data.source == "generator":
             self.generator = load_generator(c)
             self.walks = load_walks(c, self.generator.z_dim)
+            self.spec = views.ViewSpec.from_config(c, self.walks)
             num_classes = self.generator.num_classes
             if c.loss.name == "supcon" and not num_classes:
                 raise ValueError("config key loss.name: supcon needs a class-conditional generator")
+            try:
+                views.check(self.spec, num_classes)
+            except ValueError as e:
+                raise ConfigError(f"config key views.latent: {e}") from None
+            self.z_dim = self.generator.z_dim
+        elif self.exported:
+            self.dataset = export.load(c.data.source, num_views=c.views.num_views,
+                                       max_examples=c.data.max_examples)
+            num_classes = self.dataset.num_classes
+            self.z_dim = self.dataset.latents.shape[-1]
         else:
             self.dataset = datasets.load(c.data.name, c.data.split,
                                          image_size=c.data.load_size or c.data.image_size,
@@ -124,12 +146,16 @@ class ContrastiveTask:
 
     def init_state(self) -> TrainState:
         s = self.config.data.image_size
+        latents = None
+        if self.model.latent_tower is not None:
+            latents = jnp.zeros((1, 2, self.z_dim + self.num_classes))
 
         @jax.jit
         def init(key):
             # BatchNorm's axis_name must be bound: initialise under a one-device vmap.
             x = jnp.zeros((1, 2, s, s, 3))
-            variables = jax.vmap(lambda x: self.model.init(key, x, train=True), axis_name=AXIS)(x)
+            variables = jax.vmap(lambda x, z: self.model.init(key, x, z, train=True),
+                                 axis_name=AXIS)(x, latents)
             variables = jax.tree.map(lambda v: v[0], variables)
             params = variables["params"]
             return TrainState(step=jnp.zeros((), jnp.int32), params=params,
@@ -139,8 +165,7 @@ class ContrastiveTask:
 
     def example_keys(self, step, index):
         """One key per example, from (seed, step, global example index)."""
-        step_key = jax.random.fold_in(jax.random.key(self.config.seed), step)
-        return jax.vmap(lambda i: jax.random.fold_in(step_key, i))(index)
+        return views.example_keys(self.config.seed, step, index)
 
     def pool_index(self, keys):
         """With views.num_anchors = N, the pool instance (0 … N-1) each example draws."""
@@ -158,28 +183,26 @@ class ContrastiveTask:
         if c.views.num_anchors:
             pool = jax.random.fold_in(jax.random.key(c.seed), POOL_STREAM)
             keys = jax.vmap(lambda i: jax.random.fold_in(pool, i))(self.pool_index(keys))
-        else:
-            keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(keys)
-        return jax.vmap(lambda k: views.sample(
-            k, z_dim=g.z_dim, num_classes=g.num_classes,
-            kind=c.views.latent, sigma=c.views.sigma, num_views=c.views.num_views,
-            truncation=c.generator.truncation, walks=self.walks))(keys)
+        return views.instances(keys, self.spec, z_dim=g.z_dim, num_classes=g.num_classes)
 
-    def make_views(self, step, index, image=None, label=None):
-        """The views (b·V, S, S, 3) in [0, 1] of instances `index`, with their ids and labels."""
+    def make_views(self, step, index, image=None, label=None, z=None):
+        """The views of instances `index`: `image` (b·V, S, S, 3) in [0, 1], their instance `id`,
+        `label`, and (generated views) `z`, the generator's input (b·V, z_dim [+ classes])."""
         c = self.config
         v = c.views.num_views
         keys = self.example_keys(step, index)
         if self.generator is not None:
             g = self.generator
             inst = self.instances(keys)
-            z = inst["views"].reshape(-1, g.z_dim)
+            z = inst["views"]
             y = jnp.repeat(inst["label"], v)
-            images = (g.apply(g.params, z, y, c.generator.truncation) + 1.0) / 2.0
+            images = (g.apply(g.params, z.reshape(-1, g.z_dim), y, c.generator.truncation) + 1.0) / 2.0
             images = images.reshape((-1, v) + images.shape[1:])
             label = inst["label"]
             if c.views.num_anchors:  # two draws of one pool instance are positives, not negatives
                 index = self.pool_index(keys)
+        elif self.exported:
+            images = image.astype(jnp.float32) / 255.0  # (b, V, S, S, 3): the exported views
         else:
             images = image.astype(jnp.float32) / 255.0
             images = jnp.broadcast_to(images[:, None], (images.shape[0], v) + images.shape[1:])
@@ -187,23 +210,35 @@ class ContrastiveTask:
         make = functools.partial(pixel.view, kind=c.views.pixel, out_size=c.data.image_size,
                                  cfg=self.pixel_cfg)
         x = jax.vmap(jax.vmap(lambda k, im: make(k, im)))(pkeys, images)
-        x = x.reshape((-1,) + x.shape[2:])
-        return x, jnp.repeat(index, v), jnp.repeat(label, v)
+        out = {"image": x.reshape((-1,) + x.shape[2:]), "id": jnp.repeat(index, v),
+               "label": jnp.repeat(label, v), "z": None}
+        if z is not None:
+            z = z.reshape(-1, z.shape[-1])
+            if self.num_classes:  # a conditional generator's input is (z, y)
+                z = jnp.concatenate([z, jax.nn.one_hot(out["label"], self.num_classes)], -1)
+            out["z"] = z
+        return out
 
     def step(self, state: TrainState, batch: dict):
         c = self.config
-        x, ids, labels = self.make_views(state.step, batch["index"], batch.get("image"),
-                                         batch.get("label"))
-        x = x * 2.0 - 1.0
+        v = self.make_views(state.step, batch["index"], batch.get("image"), batch.get("label"),
+                            batch.get("z"))
+        x, labels = v["image"] * 2.0 - 1.0, v["label"]
         total = x.shape[0] * jax.lax.psum(1, AXIS)
 
         def loss_fn(params):
-            (_, proj, logits), updates = self.model.apply(
-                {"params": params, "batch_stats": state.batch_stats}, x, train=True,
+            (_, proj, logits, latent_proj), updates = self.model.apply(
+                {"params": params, "batch_stats": state.batch_stats}, x, v["z"], train=True,
                 mutable=["batch_stats"])
-            contrastive = losses.sharded_contrastive(
-                losses.l2_normalize(proj), ids, labels, axis_name=AXIS, loss_name=c.loss.name,
-                temperature=c.loss.temperature, base_temperature=c.loss.base_temperature)
+            if c.loss.name == "clip_latent":
+                contrastive = losses.sharded_clip(
+                    losses.l2_normalize(proj), losses.l2_normalize(latent_proj),
+                    jnp.exp(params["logit_scale"]), axis_name=AXIS)
+            else:
+                contrastive = losses.sharded_contrastive(
+                    losses.l2_normalize(proj), v["id"], labels, axis_name=AXIS,
+                    loss_name=c.loss.name, temperature=c.loss.temperature,
+                    base_temperature=c.loss.base_temperature)
             aux = {"contrastive_loss": contrastive}
             loss = contrastive
             if self.model.num_classes:
@@ -218,6 +253,10 @@ class ContrastiveTask:
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = jax.lax.psum(aux, AXIS)
+        if "logit_scale" in params:  # CLIP clamps its logit scale after each update
+            params = {**params, "logit_scale": jnp.minimum(
+                params["logit_scale"], jnp.log(c.loss.clip_max_logit_scale))}
+            metrics["logit_scale"] = jnp.exp(params["logit_scale"])
         metrics["loss"] = metrics["contrastive_loss"]
         new_state = TrainState(step=state.step + 1, params=params, batch_stats=batch_stats,
                                opt_state=opt_state)
@@ -233,33 +272,47 @@ class ContrastiveTask:
         yield from index_batches(c.train.batch_size, process_index, process_count)
 
     def view_grid(self, num_instances: int = 8) -> np.ndarray:
-        """(instances, 1 + V, S, S, 3) in [0, 1]: each anchor (or real image) beside its views."""
+        """(instances, 1 + V, S, S, 3) in [0, 1]: each anchor (or real image) beside its views.
+
+        The anchors are instances 0.. at step 0; they do not depend on views.latent, so
+        the grids of runs that differ only in their view type show the same anchors.
+        """
         c = self.config
         index = jnp.arange(num_instances, dtype=jnp.int32)
-        image = label = None
-        if self.generator is None:
-            image = jnp.asarray(self.dataset.images[:num_instances])
-            label = jnp.asarray(self.dataset.labels[:num_instances])
+        image = label = first = None
+        if self.exported:
+            rows = export.read(c.data.source, 0, num_instances)
+            image, label = rows["views"][:, :c.views.num_views], rows["label"].astype(np.int32)
+            first = rows["anchor"]
+        elif self.generator is None:
+            image = first = self.dataset.images[:num_instances]
+            label = self.dataset.labels[:num_instances]
 
         @jax.jit
-        def grid(image, label):
+        def grid(image, label, first):
             if self.generator is None:
-                first = image.astype(jnp.float32) / 255.0
+                first = first.astype(jnp.float32) / 255.0
             else:  # the anchors that make_views perturbs at step 0
                 g = self.generator
                 inst = self.instances(self.example_keys(0, index))
                 first = (g.apply(g.params, inst["anchor"], inst["label"],
                                  c.generator.truncation) + 1) / 2
             first = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(first)
-            x, _, _ = self.make_views(0, index, image, label)
+            x = self.make_views(0, index, image, label)["image"]
             x = x.reshape((num_instances, c.views.num_views) + x.shape[1:])
             return jnp.concatenate([first[:, None], x], 1)
 
-        return np.asarray(grid(image, label))
+        return np.asarray(grid(image, label, first))
 
     def finish(self, state: TrainState, workdir: str) -> None:
         from evaluators import plots
         if jax.process_index() != 0:
             return
-        plots.save_grid(f"{workdir}/views.png", self.view_grid(),
-                        title="anchor | views" if self.generator is not None else "image | views")
+        c = self.config
+        if self.generator is not None:
+            title = f"anchor | views (latent {c.views.latent}, pixel {c.views.pixel})"
+        elif self.exported:
+            title = f"exported anchor | its views (pixel {c.views.pixel})"
+        else:
+            title = "image | views"
+        plots.save_grid(f"{workdir}/views.png", self.view_grid(), title=title)

@@ -54,9 +54,9 @@ class SteeringTask:
     def anchors(self, keys: jax.Array) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
         """Each example's anchor latent, class and random step per walk, from its key."""
         c, g = self.config, self.generator
+        spec = views.ViewSpec(kind="none", num_views=1, truncation=c.generator.truncation)
         inst = jax.vmap(lambda k: views.sample(
-            jax.random.fold_in(k, 0), z_dim=g.z_dim, num_classes=g.num_classes, kind="none",
-            sigma=0.0, num_views=1, truncation=c.generator.truncation))(keys)
+            jax.random.fold_in(k, 0), spec, z_dim=g.z_dim, num_classes=g.num_classes))(keys)
         steps = jax.vmap(lambda k: walks_lib.sample_steps(
             jax.random.fold_in(k, 1), self.names, self.ranges))(keys)
         return inst["anchor"], inst["label"], steps

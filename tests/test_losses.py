@@ -63,6 +63,68 @@ def test_multipos_with_many_views_matches_numpy_loop():
                                rtol=1e-5)
 
 
+def stablerep_numpy(z, ids, temperature):
+    """StableRep's multi-positive loss as its paper writes it: the cross-entropy between the
+    uniform target p over i's positives and q = softmax over j ≠ i, as whole matrices."""
+    z = _normalize(np.asarray(z, np.float64))
+    n = len(z)
+    logits = z @ z.T / temperature
+    logits[np.eye(n, dtype=bool)] = -np.inf
+    q = np.exp(logits - logits.max(1, keepdims=True))
+    q /= q.sum(1, keepdims=True)
+    p = (ids[:, None] == ids[None, :]) & ~np.eye(n, dtype=bool)
+    p = p / p.sum(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.mean(-np.sum(np.where(p > 0, p * np.log(q), 0.0), 1))
+
+
+@pytest.mark.parametrize("views", [2, 4])
+def test_multipos_matches_stablerep_cross_entropy(views):
+    rng = np.random.default_rng(5)
+    ids = np.repeat(np.arange(5), views)
+    z = rng.normal(size=(len(ids), 8))
+    got = losses.contrastive(jnp.asarray(z), jnp.asarray(ids), loss_name="multipos",
+                             temperature=0.1, base_temperature=0.1)
+    np.testing.assert_allclose(float(got), stablerep_numpy(z, ids, 0.1), rtol=1e-5)
+
+
+def clip_numpy(a, b, logit_scale):
+    """CLIP's symmetric InfoNCE by loops: mean of the two cross-entropies, target = own pair."""
+    a, b = _normalize(np.asarray(a, np.float64)), _normalize(np.asarray(b, np.float64))
+    n = len(a)
+    total = 0.0
+    for i in range(n):
+        row = [logit_scale * a[i] @ b[j] for j in range(n)]
+        col = [logit_scale * b[i] @ a[j] for j in range(n)]
+        total += -(row[i] - math.log(sum(math.exp(v) for v in row)))
+        total += -(col[i] - math.log(sum(math.exp(v) for v in col)))
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("devices,logit_scale", [(1, 1 / 0.07), (2, 1 / 0.07), (4, 100.0)])
+def test_clip_latent_matches_numpy_on_any_number_of_devices(devices, logit_scale):
+    import jax
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(8, 6)), rng.normal(size=(8, 6))
+    norm = lambda x: losses.l2_normalize(jnp.asarray(x, jnp.float32))  # noqa: E731
+    shard = lambda x: x.reshape((devices, -1) + x.shape[1:])  # noqa: E731
+    # Each simulated device holds a slice of the rows; their shares sum to the batch loss.
+    parts = jax.vmap(lambda x, y: losses.sharded_clip(x, y, jnp.float32(logit_scale), axis_name="d"),
+                     axis_name="d")(shard(norm(a)), shard(norm(b)))
+    np.testing.assert_allclose(float(parts.sum()), clip_numpy(a, b, logit_scale), rtol=1e-5)
+
+
+def test_clip_latent_aligned_pairs_analytic():
+    # Pairs are equal unit vectors, pairs orthogonal to each other: each cross-entropy is
+    # log(1 + (n − 1)·e^{−s}) for logit scale s.
+    import jax
+    n, s = 6, 3.0
+    e = jnp.eye(n, 8)
+    got = jax.vmap(lambda x, y: losses.sharded_clip(x, y, jnp.float32(s), axis_name="d"),
+                   axis_name="d")(e[None], e[None])
+    np.testing.assert_allclose(float(got.sum()), math.log(1 + (n - 1) * math.exp(-s)), rtol=1e-4)
+
+
 @pytest.mark.parametrize("n_inst,temperature", [(4, 0.1), (8, 0.5)])
 def test_ntxent_aligned_views_analytic(n_inst, temperature):
     # Both views of an instance are the same unit vector; instances are orthogonal.

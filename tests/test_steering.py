@@ -119,8 +119,8 @@ def test_steered_views_move_along_each_walk_within_its_range():
     ranges = walks_lib.StepRanges(color=0.5, zoom=4.0, shift=0.4, rotate=30.0)
     walks = walks_lib.Walks({k: jnp.asarray(v) for k, v in directions.items()}, ranges)
     keys = jax.random.split(jax.random.key(0), 500)
-    s = jax.vmap(lambda k: views.sample(k, z_dim=z_dim, num_classes=10, kind="steer", sigma=0.0,
-                                        num_views=3, walks=walks))(keys)
+    spec = views.ViewSpec(kind="steer", num_views=3, walks=walks)
+    s = jax.vmap(lambda k: views.sample(k, spec, z_dim=z_dim, num_classes=10))(keys)
     steps = np.asarray(s["views"] - s["anchor"][:, None]).reshape(-1, z_dim)
     bounds = [0.5] * 3 + [math.log(4.0), 0.4, 0.4, math.radians(30)]
     for i, bound in enumerate(bounds):

@@ -38,7 +38,8 @@ class Study:
         return quickstart.encoder_run(self.smoke, cfg, steps=o["steps"], batch=o["batch"])
 
     def generated(self, name: str, *, loss: str = "supcon", sigma: float = 0.5,
-                  latent: str = "gaussian", pixel: str = "simclr", num_anchors: int = 0):
+                  latent: str = "gaussian", pixel: str = "simclr", num_anchors: int = 0,
+                  num_views: int = 2, sigmas: tuple[float, ...] | None = None):
         """A run on views of the study's generator (the quickstart recipe by default:
         SupCon, σ = 0.5, latent and pixel views); a smoke study uses a random small G."""
         cfg = self._scaled(genviews.get_config("smoke" if self.smoke else None))
@@ -50,6 +51,9 @@ class Study:
         cfg.views.latent = latent
         cfg.views.pixel = pixel
         cfg.views.num_anchors = num_anchors
+        cfg.views.num_views = num_views
+        if sigmas is not None:
+            cfg.views.sigmas = sigmas
         self.config.runs[name] = cfg
         self.config.kinds[name] = "generated"
         return cfg
