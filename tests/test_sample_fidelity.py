@@ -86,9 +86,11 @@ def test_eval_fidelity_errors(encoder_dir, tmp_path):
 
 def test_sigma_study_smoke(tmp_path, tfds_dir):
     config = sigma.get_config("smoke")
+    del config.runs["random"], config.kinds["random"]  # a baseline only; the sweep is what is tested
     for name in config.runs:
         config.runs[name].data.data_dir = tfds_dir
         config.runs[name].train.steps = 0  # random encoders: the study's own code is what is tested
+        config.runs[name].eval.evaluators = ("linear_probe", "knn")  # no few-shot: faster
     config.fidelity.samples = 40
     results = study.run(config, str(tmp_path / "sigma"))
     swept = {r["run"]: r for r in results["rows"] if "x" in r}

@@ -165,10 +165,13 @@ def test_walk_training_lowers_the_masked_mse(trained_walks):
     assert os.path.exists(os.path.join(workdir, "walks.png"))
 
 
-@pytest.mark.parametrize("walks", ["random", "trained"])
-def test_genviews_smoke_runs_on_steered_views(trained_walks, walks, tmp_path):
+# One training run on trained walks without pixel views; random walks with and without
+# pixel views are in tests/test_view_types.py (the views of the train step).
+@pytest.mark.parametrize("walks,pixel", [("trained", "none")])
+def test_genviews_smoke_runs_on_steered_views(trained_walks, walks, pixel, tmp_path):
     config = genviews.get_config("smoke")
     config.views.latent = "steer"
+    config.views.pixel = pixel
     if walks == "trained":  # the same tiny random G as the steering smoke run
         config.views.walks = trained_walks[1]
     config.train.steps = 2

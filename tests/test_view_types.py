@@ -39,7 +39,7 @@ def _metrics(workdir):
 
 
 @pytest.mark.parametrize("pixel", ["simclr", "none"])
-@pytest.mark.parametrize("latent", ["angular", "independent", "multi_sigma"])
+@pytest.mark.parametrize("latent", ["angular", "independent", "multi_sigma", "steer"])
 def test_every_view_type_makes_views_in_the_smoke_config(latent, pixel):
     # The views of the train step (what differs between view types), without the encoder,
     # whose step is the same for every view type and is run end to end below.

@@ -13,7 +13,7 @@ from configs.studies import Study
 
 
 def get_config(arg: str | None = None):
-    s = Study("views: latent only, pixel only, or both (generated views, SupCon)", arg)
+    s = Study("views: latent only, pixel only, or both (generated views, NT-Xent)", arg)
     s.generated("latent_only", pixel="none")
     s.generated("pixel_only", latent="none")
     s.generated("both")

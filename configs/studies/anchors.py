@@ -2,7 +2,7 @@
 
     python train.py --config configs/studies/anchors.py --workdir results/anchors
 
-Encoders on the quickstart recipe (SupCon, σ = 0.5) at a fixed number of steps,
+Encoders on generated views (NT-Xent, σ = 0.5) at a fixed number of steps,
 each drawing its instances from a finite pool of N anchors (views.num_anchors:
 each anchor keeps its class and view latents, as in GenRep's fixed datasets;
 pixel views still vary), N = 128 … 8192; the unlimited stream (a new anchor at

@@ -4,7 +4,7 @@
 
 GenRep finds linear-probe accuracy an inverse U in σ: a small σ gives views too
 alike to teach invariance, a large one views of another instance. One encoder per
-σ on the quickstart's recipe (SupCon on the generator's classes, SimCLR pixel
+σ (NT-Xent on views of the quickstart's generator, SimCLR pixel
 views on top), and the same encoder on real images (`real_simclr`), whose
 features are the one space where every σ's views are compared with their anchors
 and with real images (precision, recall, density, coverage and the symmetric

@@ -7,7 +7,7 @@ Every generated-views run uses the quickstart's generator and encoder budget. Ru
 - view types, with SimCLR's NT-Xent and SimCLR pixel views: `none` (pixel only),
   `gaussian` (σ = 0.5, the quickstart's), `angular` (σ = 0.5), `independent`,
   `multi_sigma` (σ ∈ {0.25, 0.5, 1.0}), and `gaussian_latent_only` (no pixel views);
-- losses on the Gaussian views: `supcon` (the quickstart's genviews_supcon),
+- losses on the Gaussian views: `supcon` (GenRep's BigGAN recipe),
   `multipos` with 4 views per instance (StableRep), `clip_latent` (image vs latent);
 - references: `real_simclr` (real images, pixel views) and `random` (untrained).
 
