@@ -171,13 +171,14 @@ def _write(workdir: str, config, results: dict) -> None:
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     rows = results["rows"]
-    if "x" in config:  # the swept runs in order of their value, then the baselines
+    swept = len(config.get("x", {})) > 0  # a study that sweeps a value (x: run → value)
+    if swept:  # the swept runs in order of their value, then the baselines
         rows = sorted(rows, key=lambda r: ("x" not in r, r.get("x", 0)))
     x_label = config.get("x_label", "x")
     leading = []
     for r in rows:
         cells = {"run": r["run"], "data": r["data"]}
-        if "x" in config:
+        if swept:
             cells[x_label] = _fmt(r["x"]) if "x" in r else "—"
         leading.append(cells)
     lines = [f"# {config.study}", ""]
@@ -205,12 +206,12 @@ def _write(workdir: str, config, results: dict) -> None:
         if os.path.exists(grid):
             shutil.copy(grid, os.path.join(workdir, "views.png"))
             lines.append("\n![anchors beside their views](views.png)")
-    lines += _fidelity_table(rows, x_label if "x" in config else "σ")
+    lines += _fidelity_table(rows, x_label if swept else "σ")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(text)
     path = os.path.join(workdir, "results.png")
-    if "x" in config:
+    if swept:
         line = [r for r in rows if "x" in r]
         line.sort(key=lambda r: r["x"])
         plots.line_plot(path, [r["x"] for r in line], _series(line),
