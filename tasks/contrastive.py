@@ -116,11 +116,11 @@ class ContrastiveTask:
         self.walks = None
         self.dataset = None
         self.exported = c.data.source not in ("generator", "real")
-        self.spec = views.ViewSpec.from_config(c)
         if c.data.source == "generator":
             self.generator = load_generator(c)
             self.walks = load_walks(c, self.generator.z_dim)
-            self.spec = views.ViewSpec.from_config(c, self.walks)
+        self.spec = views.ViewSpec.from_config(c, self.walks)
+        if self.generator is not None:
             num_classes = self.generator.num_classes
             if c.loss.name == "supcon" and not num_classes:
                 raise ValueError("config key loss.name: supcon needs a class-conditional generator")
