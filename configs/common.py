@@ -8,6 +8,8 @@ impossible values with the key named, before any compute.
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 
 from data.edits import WALK_DIMS
@@ -39,6 +41,9 @@ def base() -> ml_collections.ConfigDict:
     c.data.image_size = 32  # side of the images the encoder sees
     c.data.load_size = 0  # side real images are resized and centre-cropped to on the host; 0 = image_size
     c.data.max_examples = 0  # >0: use only the first examples of the split (smoke runs)
+    # a directory written by python -m evaluators.prune: train on its rows of a real split or
+    # an export only (indices.npy), with the labels they were selected under (labels.npy)
+    c.data.subset = ""
 
     c.generator = ml_collections.ConfigDict()
     c.generator.init = "checkpoint"  # checkpoint: load generator.checkpoint | random: a fresh random G
@@ -251,6 +256,11 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     _choice(c, "task", TASKS)
     _choice(c, "parallel", PARALLEL)
     _check_source(c)
+    _check(not c.data.subset or (c.task == "contrastive" and c.data.source != "generator"),
+           "data.subset", "selects rows of a dataset: data.source must be real or an export")
+    _check(not c.data.subset or os.path.isfile(os.path.join(c.data.subset, "indices.npy")),
+           "data.subset", f"{c.data.subset!r} holds no indices.npy (python -m evaluators.prune "
+           "writes one)")
     _choice(c, "generator.init", ("checkpoint", "random"))
     _choice(c, "views.latent", LATENT_KINDS)
     _choice(c, "views.pixel", PIXEL_KINDS)

@@ -4,7 +4,9 @@ One function, `load`, serves every dataset: `genviews_shapes` (the procedural
 default, prepared locally on first use), `cifar10`, `stl10`, `imagenet2012`,
 `imagenet100` (imagenet2012 restricted to the 100 classes of CMC and GenRep,
 listed in `data/imagenet100.txt`), any other TFDS image classification dataset,
-or the directory of a prepared TFDS dataset (DIR/NAME/VERSION).
+or the directory of a prepared TFDS dataset (DIR/NAME/VERSION). An export of
+generated views (`python -m data.export`) loads as its anchor images, each
+labelled with the class the generator was asked for (to probe or prune it).
 
 Images come back as uint8 NHWC arrays at a fixed `image_size` (shorter side
 resized, centre crop), held in host memory, with integer labels. Training draws
@@ -112,7 +114,11 @@ def load(name: str, split: str, *, image_size: int, data_dir: str = "",
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    from data import export
+
     tf.config.set_visible_devices([], "GPU")  # TF only decodes; the accelerators are JAX's
+    if os.path.isdir(name) and export.metadata(name) is not None:
+        return export.anchors(name, image_size=image_size, max_examples=max_examples)
     builder = _builder(name, data_dir)
     if max_examples:
         split = f"{split}[:{max_examples}]" if "[" not in split else split
@@ -142,6 +148,28 @@ def load(name: str, split: str, *, image_size: int, data_dir: str = "",
     num_classes = 100 if name == IMAGENET100 else len(label_names)
     return Dataset(name=name, split=split, images=np.concatenate(images),
                    labels=np.concatenate(labels).astype(np.int32), num_classes=num_classes)
+
+
+def subset(dataset: Dataset, directory: str) -> Dataset:
+    """The rows of `dataset` that `python -m evaluators.prune` selected into `directory`
+    (its indices.npy, in the order chosen), with the labels it selected them under
+    (labels.npy: noisy ones when it added label noise). Config key data.subset."""
+    paths = {k: os.path.join(directory, f"{k}.npy") for k in ("indices", "labels")}
+    missing = [p for p in paths.values() if not os.path.isfile(p)]
+    if missing:
+        raise ConfigError(f"config key data.subset: {missing[0]} does not exist (a directory "
+                          "written by python -m evaluators.prune is expected)")
+    indices, labels = np.load(paths["indices"]), np.load(paths["labels"])
+    if len(labels) != len(dataset):
+        raise ConfigError(f"config key data.subset: {directory} was selected from {len(labels)} "
+                          f"examples, but {dataset.name} ({dataset.split}) has {len(dataset)}")
+    if indices.ndim != 1 or not len(indices) or indices.min() < 0 or indices.max() >= len(dataset):
+        raise ConfigError(f"config key data.subset: {paths['indices']} is not a list of rows "
+                          f"of a dataset of {len(dataset)} examples")
+    return dataclasses.replace(
+        dataset, split=f"{dataset.split}/subset", images=dataset.images[indices],
+        labels=labels[indices].astype(np.int32),
+        latents=None if dataset.latents is None else dataset.latents[indices])
 
 
 def train_val_split(dataset: Dataset, val_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:

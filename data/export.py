@@ -237,6 +237,28 @@ def load(directory: str, *, num_views: int, max_examples: int = 0):
                             latents=rows["views_z"][:, :num_views])
 
 
+def anchors(directory: str, *, image_size: int, max_examples: int = 0):
+    """An export's anchor images as a labelled `datasets.Dataset` (to probe or prune it),
+    resized to `image_size`; each label is the class the generator was asked for."""
+    from data import datasets
+
+    meta = metadata(directory)
+    if meta is None:
+        raise UserError(f"{directory} is not an export of python -m data.export ({META_FILE} is missing)")
+    rows = read(directory, 0, max_examples or None)
+    images = rows["anchor"]
+    if images.shape[1] != image_size:
+        import tensorflow as tf
+
+        images = np.concatenate([
+            tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+                images[i:i + _READ_CHUNK], (image_size, image_size), antialias=True)), 0, 255),
+                tf.uint8).numpy()
+            for i in range(0, len(images), _READ_CHUNK)])
+    return datasets.Dataset(name=os.path.abspath(directory), split="train", images=images,
+                            labels=rows["label"].astype(np.int32), num_classes=meta["num_classes"])
+
+
 def main(argv) -> None:
     from absl import flags, logging
 

@@ -1,7 +1,7 @@
 """Prunes a labelled dataset to a budget with Prune4ReL on an encoder's features.
 
     python -m evaluators.prune --encoder ENCODER_DIR --dataset NAME|DATASET_DIR --budget 0.3 \
-        [--gain self|full] [--noise 0.2 --noise_seed 0] --out OUT
+        [--gain self|full] [--noise 0.2 --noise_seed 0] [--method random --seed 0] --out OUT
 
 `--dataset` is a TFDS name (genviews_shapes, cifar10, ...) or the directory of a
 prepared TFDS dataset (DIR/NAME/VERSION: an exported generated dataset, whose
@@ -10,10 +10,14 @@ features (standardised) are the embeddings; the confidence of each example is th
 max softmax of a linear probe (softmax regression, `--l2`) fit on those features
 and the example's (possibly noisy) labels; `evaluators.coreset.prune4rel` then
 selects `--budget` examples (a fraction in (0, 1] or a count). `--noise` first
-replaces that fraction of the labels by symmetric noise (for studies).
+replaces that fraction of the labels by symmetric noise (for studies);
+`--method random` keeps a uniform random subset of the same size instead (the
+baseline; `--method random --budget 1` is the whole set, with the same noise).
 
 OUT receives `indices.npy` (the selected rows of the split, in the order chosen),
-`labels.npy` (the labels used, noisy if --noise) and `summary.json`.
+`labels.npy` (the labels used, noisy if --noise) and `summary.json`. Training on
+them: `--config.data.source=... --config.data.subset=OUT` (a real split or an
+export: the selected rows, with these labels).
 """
 
 from __future__ import annotations
@@ -111,10 +115,12 @@ def encoder_features(encoder_dir: str, dataset: str, split: str, *, data_dir: st
 def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "train",
         data_dir: str | None = None, max_examples: int = 0, gain: str = "self", tau: float = 0.95,
         eta: float = 1.0, balance: bool = True, noise: float = 0.0, noise_seed: int = 0,
-        l2: float = 1e-3) -> dict:
+        l2: float = 1e-3, method: str = "prune4rel", seed: int = 0) -> dict:
     """The command: prunes `split` of `dataset` and writes OUT (see the module docstring)."""
     if gain not in ("self", "full"):
         raise UserError(f"--gain must be self or full, got {gain!r}")
+    if method not in ("prune4rel", "random"):
+        raise UserError(f"--method must be prune4rel or random, got {method!r}")
     if not os.path.isdir(encoder):
         raise UserError(f"--encoder {encoder}: no such run directory")
     start = time.time()
@@ -122,8 +128,12 @@ def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "tr
     count = budget_count(budget, len(data))
     labels = symmetric_noise(data.labels, noise, data.num_classes, noise_seed) if noise else data.labels
     try:
-        indices, confidence = select(x, labels, data.num_classes, count, gain=gain, tau=tau, eta=eta,
-                                     balance=balance, l2=l2)
+        if method == "random":
+            indices = np.random.default_rng(seed).permutation(len(data))[:count]
+            confidence = probe_confidence(standardize(x), labels, data.num_classes, l2=l2)
+        else:
+            indices, confidence = select(x, labels, data.num_classes, count, gain=gain, tau=tau,
+                                         eta=eta, balance=balance, l2=l2)
     except ValueError as e:  # prune4rel's checks (non-finite features, tau, eta): one line
         raise UserError(str(e)) from None
     os.makedirs(out, exist_ok=True)
@@ -131,7 +141,8 @@ def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "tr
     np.save(os.path.join(out, "labels.npy"), labels)
     summary = {
         "encoder": os.path.abspath(encoder), "dataset": dataset, "split": split, "n": len(data),
-        "budget": count, "gain": gain, "tau": tau, "eta": eta, "balance": balance, "l2": l2,
+        "budget": count, "method": method, "seed": seed, "gain": gain, "tau": tau, "eta": eta,
+        "balance": balance, "l2": l2,
         "noise": noise, "noise_seed": noise_seed,
         "confidence": "max softmax of a linear probe on the encoder's standardised features",
         "mean_confidence_selected": float(confidence[indices].mean()),
@@ -165,11 +176,14 @@ def main(argv=None) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="fraction of labels made symmetric noise")
     p.add_argument("--noise_seed", type=int, default=0)
     p.add_argument("--l2", type=float, default=1e-3, help="L2 strength of the confidence probe")
+    p.add_argument("--method", default="prune4rel", help="prune4rel | random (a uniform subset)")
+    p.add_argument("--seed", type=int, default=0, help="the random subset of --method random")
     a = p.parse_args(argv)
     try:
         s = run(a.encoder, a.dataset, a.budget, a.out, split=a.split, data_dir=a.data_dir,
                 max_examples=a.max_examples, gain=a.gain, tau=a.tau, eta=a.eta,
-                balance=not a.no_balance, noise=a.noise, noise_seed=a.noise_seed, l2=a.l2)
+                balance=not a.no_balance, noise=a.noise, noise_seed=a.noise_seed, l2=a.l2,
+                method=a.method, seed=a.seed)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)

@@ -16,6 +16,20 @@ Prune4ReL's embeddings and confidences (the max softmax of a probe fit on the
 whole noisy set) come from the same features. The greedy is stopped at the
 largest budget; smaller budgets are its prefixes (the greedy's first picks do not
 depend on when it stops). Writes results.json, results.md and results.png to OUT.
+
+Pruning generated data before contrastive training:
+
+    python -m evaluators.prune_study --encoder runs/quickstart/real_simclr \
+        --export EXPORT_DIR --steps 150 --out results/prune4rel_generated
+
+prunes an export of generated views (`python -m data.export`; its anchors, labelled
+with the classes the generator was asked for, plus the synthetic noise) the same
+way, then trains a contrastive encoder (`--loss`, default supcon, the loss that uses
+the labels; the quickstart's encoder at `--steps` × `--batch`) on each subset of the
+export (`data.subset`: the subset's rows with its noisy labels) and reports its
+linear probe on real genviews_shapes (train → test, clean labels). `--noise 0`
+adds a row set with only the generator's own label noise. Each subset and run stays
+in OUT/subsets/ and OUT/runs/ (a rerun resumes, finished runs are kept).
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ import time
 
 import numpy as np
 
-from errors import UserError
+from errors import ConfigError, UserError
 
 METHODS = ("prune4rel_self", "prune4rel_full", "random")
 
@@ -41,11 +55,55 @@ def _floats(text: str, name: str) -> list[float]:
         raise UserError(f"--{name}={text}: not a comma-separated list of numbers") from None
 
 
+def _selections(x: np.ndarray, noisy: np.ndarray, num_classes: int, count: int, *, seed: int,
+                tau: float, eta: float) -> dict[str, np.ndarray]:
+    """Each method's examples in the order chosen, `count` of them (smaller budgets: prefixes)."""
+    from evaluators import coreset, prune
+
+    confidence = prune.probe_confidence(x, noisy, num_classes)
+    order = {"random": np.random.default_rng([seed, 1]).permutation(len(x))[:count]}
+    for gain in ("self", "full"):
+        order[f"prune4rel_{gain}"] = np.asarray(coreset.prune4rel(
+            x, confidence, noisy, count, tau=tau, eta=eta, balance=True, gain=gain))
+    return order
+
+
+def _study(train_x: np.ndarray, train_labels: np.ndarray, num_classes: int, learn, *,
+           noise_rates, budgets, seed: int, tau: float, eta: float) -> list[dict]:
+    """The rows of a study: `learn(name, rows, noisy_labels)` → test top-1 for each noise rate,
+    budget and method, and for the whole noisy set."""
+    from evaluators import prune
+
+    n = len(train_labels)
+    counts = {b: prune.budget_count(b, n) for b in budgets}
+    x = prune.standardize(train_x)
+    rows = []
+    for rate in noise_rates:
+        noisy = prune.symmetric_noise(train_labels, rate, num_classes, seed) if rate else train_labels
+        clean = noisy == train_labels
+        t = time.time()
+        order = _selections(x, noisy, num_classes, max(counts.values()), seed=seed, tau=tau, eta=eta)
+        print(f"noise {rate:g}: confidence and selections in {time.time() - t:.0f} s", flush=True)
+        every = np.arange(n)
+        rows.append({"noise": rate, "budget": 1.0, "method": "whole set", "n": n,
+                     "clean_fraction": float(clean.mean()),
+                     "test_top1": learn(f"noise{rate:g}_whole", every, noisy)})
+        for b, count in counts.items():
+            for method in METHODS:
+                subset = order[method][:count]
+                rows.append({"noise": rate, "budget": b, "method": method, "n": count,
+                             "clean_fraction": float(clean[subset].mean()),
+                             "test_top1": learn(f"noise{rate:g}_budget{b:g}_{method}", subset, noisy)})
+                print(f"  budget {b:g} {method}: test top-1 {rows[-1]['test_top1']:.2f}% "
+                      f"(clean labels {100 * rows[-1]['clean_fraction']:.1f}%)", flush=True)
+    return rows
+
+
 def run(encoder: str, out: str, *, dataset: str = "genviews_shapes", data_dir: str | None = None,
         noise_rates=(0.2, 0.4), budgets=(0.1, 0.3, 0.5), max_train: int = 0, max_test: int = 0,
         seed: int = 0, tau: float = 0.95, eta: float = 1.0, command: str = "") -> dict:
     """Runs the study (see the module docstring); writes and returns results.json's content."""
-    from evaluators import coreset, features, linear_probe, prune
+    from evaluators import features, linear_probe, prune
 
     if not os.path.isdir(encoder):
         raise UserError(f"--encoder {encoder}: no such run directory")
@@ -55,44 +113,88 @@ def run(encoder: str, out: str, *, dataset: str = "genviews_shapes", data_dir: s
                                             max_examples=max_train)
     test_x, test = prune.encoder_features(encoder, dataset, "test", data_dir=data_dir,
                                           max_examples=max_test)
-    n, num_classes = len(train), train.num_classes
-    counts = {b: prune.budget_count(b, n) for b in budgets}
-    x = prune.standardize(train_x)
-    print(f"features: {n} train, {len(test)} test ({time.time() - start:.0f} s)", flush=True)
+    print(f"features: {len(train)} train, {len(test)} test ({time.time() - start:.0f} s)", flush=True)
 
-    def classify(rows_idx, labels) -> float:
-        r = linear_probe.evaluate(train_x[rows_idx], labels[rows_idx], test_x, test.labels, num_classes,
-                                  list(e.l2_grid), val_fraction=e.val_fraction, steps=e.probe_steps,
-                                  seed=seed)
+    def classify(_, rows_idx, labels) -> float:
+        r = linear_probe.evaluate(train_x[rows_idx], labels[rows_idx], test_x, test.labels,
+                                  train.num_classes, list(e.l2_grid), val_fraction=e.val_fraction,
+                                  steps=e.probe_steps, seed=seed)
         return r["top1"]
 
-    rows = []
-    for rate in noise_rates:
-        noisy = prune.symmetric_noise(train.labels, rate, num_classes, seed)
-        clean = noisy == train.labels
-        t = time.time()
-        confidence = prune.probe_confidence(x, noisy, num_classes)
-        order = {"random": np.random.default_rng([seed, 1]).permutation(n)}
-        for gain in ("self", "full"):
-            order[f"prune4rel_{gain}"] = np.asarray(coreset.prune4rel(
-                x, confidence, noisy, max(counts.values()), tau=tau, eta=eta, balance=True, gain=gain))
-        print(f"noise {rate:g}: confidence and selections in {time.time() - t:.0f} s", flush=True)
-        every = np.arange(n)
-        rows.append({"noise": rate, "budget": 1.0, "method": "whole set", "n": n,
-                     "clean_fraction": float(clean.mean()), "test_top1": classify(every, noisy)})
-        for b, count in counts.items():
-            for method in METHODS:
-                subset = order[method][:count]
-                rows.append({"noise": rate, "budget": b, "method": method, "n": count,
-                             "clean_fraction": float(clean[subset].mean()),
-                             "test_top1": classify(subset, noisy)})
-                print(f"  budget {b:g} {method}: test top-1 {rows[-1]['test_top1']:.2f}% "
-                      f"(clean labels {100 * rows[-1]['clean_fraction']:.1f}%)", flush=True)
+    rows = _study(train_x, train.labels, train.num_classes, classify, noise_rates=noise_rates,
+                  budgets=budgets, seed=seed, tau=tau, eta=eta)
     results = {
         "command": command, "encoder": os.path.abspath(encoder), "dataset": dataset,
-        "num_train": n, "num_test": len(test), "tau": tau, "eta": eta, "seed": seed,
+        "title": f"Prune4ReL under symmetric label noise on {dataset}",
+        "num_train": len(train), "num_test": len(test), "tau": tau, "eta": eta, "seed": seed,
         "classifier": "softmax regression (evaluators.linear_probe) on frozen standardised encoder "
                       "features; L2 chosen on a noisy validation part of the subset",
+        "rows": rows, "wall_s": time.time() - start}
+    _write(out, results)
+    return results
+
+
+def contrastive_config(export: str, subset: str, *, steps: int, batch: int, loss: str, seed: int):
+    """The quickstart's encoder, trained on `subset` of the export `export` with `loss`."""
+    from configs import genviews, quickstart
+
+    c = quickstart.encoder_run(False, genviews.get_config(), steps=steps, batch=batch)
+    c.data.source = os.path.abspath(export)
+    c.data.subset = os.path.abspath(subset)
+    c.loss.name = loss
+    c.seed = seed
+    c.eval.evaluators = ("linear_probe",)
+    return c
+
+
+def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, batch: int = 128,
+                  loss: str = "supcon", noise_rates=(0.2, 0.4), budgets=(0.1, 0.3, 0.5),
+                  seed: int = 0, tau: float = 0.95, eta: float = 1.0, command: str = "") -> dict:
+    """Prunes an export of generated views, trains an encoder on each subset and probes it on
+    real data (see the module docstring); writes and returns results.json's content."""
+    import eval as evaluation
+    import study
+    import train
+    from configs.common import validate
+    from data import export as export_lib
+    from evaluators import prune
+
+    if not os.path.isdir(encoder):
+        raise UserError(f"--encoder {encoder}: no such run directory")
+    if export_lib.metadata(export_dir) is None:
+        raise UserError(f"--export {export_dir} is not an export of python -m data.export")
+    start = time.time()
+    train_x, anchors = prune.encoder_features(encoder, export_dir, "train")
+    print(f"features of {len(anchors)} generated anchors ({time.time() - start:.0f} s)", flush=True)
+
+    def learn(name, rows_idx, labels) -> float:
+        subset = os.path.join(out, "subsets", name)
+        os.makedirs(subset, exist_ok=True)
+        np.save(os.path.join(subset, "indices.npy"), rows_idx)
+        np.save(os.path.join(subset, "labels.npy"), labels)
+        with open(os.path.join(subset, "summary.json"), "w") as f:
+            json.dump({"dataset": os.path.abspath(export_dir), "n": len(labels), "budget": len(rows_idx),
+                       "study_row": name}, f, indent=2)
+        config = contrastive_config(export_dir, subset, steps=steps, batch=batch, loss=loss, seed=seed)
+        validate(config)
+        rundir = os.path.join(out, "runs", name)
+        os.makedirs(rundir, exist_ok=True)
+        study._timed(os.path.join(rundir, "train_time.json"), lambda: train.train(config, rundir))
+        path = evaluation.result_path(rundir)
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)["linear_probe"]["top1"]
+        return evaluation.evaluate(rundir)["linear_probe"]["top1"]
+
+    rows = _study(train_x, anchors.labels, anchors.num_classes, learn, noise_rates=noise_rates,
+                  budgets=budgets, seed=seed, tau=tau, eta=eta)
+    results = {
+        "command": command, "encoder": os.path.abspath(encoder), "dataset": os.path.abspath(export_dir),
+        "title": "Prune4ReL on generated views before contrastive training",
+        "num_train": len(anchors), "num_test": None, "tau": tau, "eta": eta, "seed": seed,
+        "classifier": f"a ConvNet trained with {loss} on the subset's views ({steps} steps × {batch} "
+                      "instances, the quickstart's encoder), then its linear probe on real "
+                      "genviews_shapes (train → test, clean labels)",
         "rows": rows, "wall_s": time.time() - start}
     _write(out, results)
     return results
@@ -107,10 +209,12 @@ def _write(out: str, results: dict) -> None:
     rows = results["rows"]
     noise_rates = sorted({r["noise"] for r in rows})
     budgets = sorted({r["budget"] for r in rows if r["method"] != "whole set"})
-    lines = ["# Prune4ReL under symmetric label noise on genviews_shapes", "",
+    tested = (f"{results['num_test']} test examples (clean labels)" if results["num_test"]
+              else "tested on real images")
+    lines = [f"# {results['title']}", "",
              f"    {results['command']}", "",
-             f"Encoder: `{results['encoder']}`; {results['num_train']} train examples (noisy labels), "
-             f"{results['num_test']} test examples (clean labels). Classifier: {results['classifier']}. "
+             f"Embeddings and confidences: `{results['encoder']}`; {results['num_train']} examples "
+             f"of `{results['dataset']}` (noisy labels), {tested}. Learner: {results['classifier']}. "
              f"Prune4ReL: τ = {results['tau']}, η = {results['eta']}, class-balanced. Test top-1 (%), "
              "and in brackets the fraction of the kept labels that are correct (%).", "",
              "| noise | budget | " + " | ".join(METHODS) + " | whole set |",
@@ -135,7 +239,7 @@ def _write(out: str, results: dict) -> None:
         f.write("\n".join(lines) + "\n")
     plots.line_panels(os.path.join(out, "results.png"), panels, hlines=hlines,
                       xlabel="budget (% of train kept)", ylabel="test top-1 (%), clean labels",
-                      title="linear classifier on a subset of noisy genviews_shapes")
+                      title=results["title"])
 
 
 def main(argv=None) -> None:
@@ -151,6 +255,11 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0, help="noise, random subsets and probe splits")
     p.add_argument("--tau", type=float, default=0.95)
     p.add_argument("--eta", type=float, default=1.0)
+    p.add_argument("--export", default="", help="an export of generated views: prune it, then train "
+                   "an encoder on each subset (the learner) instead of a linear classifier")
+    p.add_argument("--steps", type=int, default=150, help="--export: encoder steps per subset")
+    p.add_argument("--batch", type=int, default=128, help="--export: instances per step")
+    p.add_argument("--loss", default="supcon", help="--export: contrastive loss of the encoders")
     a = p.parse_args(argv)
     command = "python -m evaluators.prune_study " + " ".join(
         shlex.quote(v) for v in (sys.argv[1:] if argv is None else argv))
@@ -158,10 +267,18 @@ def main(argv=None) -> None:
         budgets = _floats(a.budgets, "budgets")
         if not budgets or any(not 0 < b < 1 for b in budgets):
             raise UserError(f"--budgets={a.budgets}: fractions in (0, 1)")
-        run(a.encoder, a.out, dataset=a.dataset, data_dir=a.data_dir, noise_rates=_floats(a.noise, "noise"),
-            budgets=budgets, max_train=a.max_train, max_test=a.max_test, seed=a.seed, tau=a.tau,
-            eta=a.eta, command=command)
-    except UserError as e:
+        noise_rates = _floats(a.noise, "noise")
+        if any(not 0 <= r < 1 for r in noise_rates):
+            raise UserError(f"--noise={a.noise}: rates in [0, 1)")
+        if a.export:
+            run_generated(a.encoder, a.export, a.out, steps=a.steps, batch=a.batch, loss=a.loss,
+                          noise_rates=noise_rates, budgets=budgets, seed=a.seed, tau=a.tau, eta=a.eta,
+                          command=command)
+        else:
+            run(a.encoder, a.out, dataset=a.dataset, data_dir=a.data_dir, noise_rates=noise_rates,
+                budgets=budgets, max_train=a.max_train, max_test=a.max_test, seed=a.seed, tau=a.tau,
+                eta=a.eta, command=command)
+    except (UserError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     with open(os.path.join(a.out, "results.md")) as f:

@@ -139,6 +139,8 @@ class ContrastiveTask:
                                          image_size=c.data.load_size or c.data.image_size,
                                          data_dir=c.data.data_dir, max_examples=c.data.max_examples)
             num_classes = self.dataset.num_classes
+        if c.data.subset:
+            self.dataset = datasets.subset(self.dataset, c.data.subset)
         self.num_classes = num_classes
         self.model = build_model(c, num_classes)
         self.tx = make_optimizer(c)

@@ -69,6 +69,21 @@ def test_prune_command_on_a_dataset_directory(encoder_dir, tfds_dir, tmp_path):
     assert 0 < summary["mean_confidence_all"] <= 1 and 0 < summary["mean_confidence_selected"] <= 1
 
 
+def test_prune_command_random_method_keeps_a_uniform_subset(encoder_dir, tfds_dir, tmp_path):
+    out = str(tmp_path / "random")
+    prune.main(["--encoder", encoder_dir, "--dataset", _dataset_dir(tfds_dir), "--max_examples", "200",
+                "--budget", "1.0", "--method", "random", "--seed", "3", "--noise", "0.2", "--out", out])
+    idx = np.load(os.path.join(out, "indices.npy"))
+    # Budget 1 is the whole set, in a seeded random order, under the same noisy labels.
+    assert sorted(idx.tolist()) == list(range(200)) and idx.tolist() != list(range(200))
+    np.testing.assert_array_equal(idx, np.random.default_rng(3).permutation(200))
+    from data import datasets
+
+    clean = datasets.load(_dataset_dir(tfds_dir), "train", image_size=32, max_examples=200).labels
+    assert np.mean(np.load(os.path.join(out, "labels.npy")) != clean) == 0.2
+    assert json.loads(open(os.path.join(out, "summary.json")).read())["method"] == "random"
+
+
 def test_noisy_label_study_writes_its_table(encoder_dir, tfds_dir, tmp_path):
     from evaluators import prune_study
 
@@ -96,4 +111,5 @@ def test_prune_command_errors(encoder_dir, tfds_dir, tmp_path, capsys):
     assert "≤ n = 50" in fails("--encoder", encoder_dir, "--budget", "60")
     assert "--gain" in fails("--encoder", encoder_dir, "--budget", "0.5", "--gain", "best")
     assert "tau" in fails("--encoder", encoder_dir, "--budget", "0.5", "--tau", "2")
+    assert "--method" in fails("--encoder", encoder_dir, "--budget", "0.5", "--method", "best")
     assert not os.path.exists(tmp_path / "o")

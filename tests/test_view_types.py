@@ -169,3 +169,38 @@ def test_training_from_an_export_with_clip_latent(exported, tmp_path):
     assert all(0 < m["logit_scale"] <= (1 / 0.07) * (1 + 1e-6) for m in lines)
     assert os.path.exists(os.path.join(workdir, "views.png"))
     _check_image_tower_is_probed(workdir)
+
+
+def test_a_pruned_subset_of_an_export_trains_on_its_rows_with_its_labels(exported, tmp_path):
+    from data import datasets
+
+    rows = export.read(exported[0])
+    # An export loads as a labelled dataset of its anchors (what the prune command reads).
+    anchors = datasets.load(exported[0], "train", image_size=32)
+    np.testing.assert_array_equal(anchors.images, rows["anchor"])
+    np.testing.assert_array_equal(anchors.labels, rows["label"])
+    small = datasets.load(exported[0], "train", image_size=16)
+    assert small.images.shape == (20, 16, 16, 3)
+    # A subset directory as python -m evaluators.prune writes it: rows in the order chosen,
+    # and the (noisy) labels of every example.
+    subset = tmp_path / "subset"
+    subset.mkdir()
+    idx = np.array([7, 2, 19, 11])
+    noisy = (rows["label"] + 1) % 10
+    np.save(subset / "indices.npy", idx)
+    np.save(subset / "labels.npy", noisy)
+    config = _smoke(data__source=exported[0], data__subset=str(subset), loss__name="supcon")
+    common.validate(config)
+    task = ContrastiveTask(config)
+    np.testing.assert_array_equal(task.dataset.images, rows["views"][idx, :2])
+    np.testing.assert_array_equal(task.dataset.latents, rows["views_z"][idx, :2])
+    np.testing.assert_array_equal(task.dataset.labels, noisy[idx])
+    train.train(config, str(tmp_path / "run"))
+    assert all(np.isfinite(m["loss"]) for m in _metrics(str(tmp_path / "run")))
+    # Indices of another dataset, or no subset at all, are refused naming the key.
+    np.save(subset / "labels.npy", noisy[:10])
+    with pytest.raises(ConfigError, match="data.subset: .* selected from 10 examples"):
+        ContrastiveTask(config)
+    for source, where in ((exported[0], tmp_path / "none"), ("generator", subset)):
+        with pytest.raises(ConfigError, match="config key data.subset"):
+            common.validate(_smoke(data__source=source, data__subset=str(where)))

@@ -40,12 +40,8 @@ class Study:
     def generated(self, name: str, *, loss: str = "ntxent", sigma: float = 0.5,
                   latent: str = "gaussian", pixel: str = "simclr", num_anchors: int = 0,
                   num_views: int = 2, sigmas: tuple[float, ...] | None = None):
-        """A run on views of the study's generator (NT-Xent, σ = 0.5, latent and pixel views
-        by default); a smoke study uses a random small G.
-
-        NT-Xent, not the quickstart's SupCon, by default: at this scale SupCon falls to the
-        uniform loss log(2B − 1) within ~15 steps (a collapsed projection) and stays there,
-        on real labels too (results/genreal), so its runs would measure the collapse."""
+        """A run on views of the study's generator (the quickstart's NT-Xent, σ = 0.5, latent
+        and pixel views by default); a smoke study uses a random small G."""
         cfg = self._scaled(genviews.get_config("smoke" if self.smoke else None))
         if not self.smoke:
             cfg.generator.init = "checkpoint"
