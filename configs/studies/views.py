@@ -1,6 +1,6 @@
 """View types and contrastive losses at the quickstart's scale, on the embedded default.
 
-    python train.py --config configs/studies/views.py --workdir results/views
+    python train.py --config configs/studies/views.py[:walks=runs/walks] --workdir results/views
 
 Every generated-views run uses the quickstart's generator and encoder budget. Runs:
 
@@ -9,12 +9,16 @@ Every generated-views run uses the quickstart's generator and encoder budget. Ru
   `multi_sigma` (σ ∈ {0.25, 0.5, 1.0}), and `gaussian_latent_only` (no pixel views);
 - losses on the Gaussian views: `supcon` (GenRep's BigGAN recipe),
   `multipos` with 4 views per instance (StableRep), `clip_latent` (image vs latent);
+- with `walks=DIR` (a configs/steering.py run on the same generator): `steer`, views
+  along the learned colour/zoom/shift/rotation walks, with SimCLR pixel views;
 - references: `real_simclr` (real images, pixel views) and `random` (untrained).
 
 Each run writes its views.png (the same anchors beside their views, per view
 type). 11 runs, ~35 min on 2 cores at the default scale.
 Args: see configs/studies/__init__.py (`smoke`, `steps=`, `batch=`, `generator=`).
 """
+
+import os
 
 from configs.studies import Study
 
@@ -39,6 +43,10 @@ def get_config(arg: str | None = None):
     for name, (latent, pixel, loss, num_views) in GENERATED_RUNS.items():
         s.generated(name, latent=latent, pixel=pixel, loss=loss, sigma=SIGMA, num_views=num_views,
                     sigmas=(SIGMA / 2, SIGMA, 2 * SIGMA))
+    if s.options["walks"] or s.smoke:  # smoke: random walks (configs/genviews.py:smoke)
+        cfg = s.generated("steer", latent="steer", sigma=SIGMA)
+        if not s.smoke:
+            cfg.views.walks = os.path.abspath(s.options["walks"])
     s.real("real_simclr")
     s.real("random", steps=0)
     return s.config
