@@ -9,8 +9,9 @@ ARGS (comma-separated): `smoke` (seconds per run, a small random generator),
 300 × 128), `generator=DIR` (default runs/quickstart/generator, which the
 quickstart trains), `walks=DIR` (steering walks of that generator, from
 configs/steering.py: studies that compare view types add a steered-views run).
-On 2 CPU cores a run at the default scale costs about 3–4 minutes (quickstart: 221 s on generated views, 185 s on real images, training
-and evaluation); it grows linearly with steps × batch.
+On 2 CPU cores a run at the default scale costs about 3–4 minutes (quickstart:
+221 s on generated views, 185 s on real images, training and evaluation); it
+grows linearly with steps × batch.
 """
 
 from __future__ import annotations
