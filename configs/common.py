@@ -296,9 +296,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         from models import generators
 
         _check(c.generator.family in generators.families(), "generator.family",
-               f"{c.generator.family!r} is not implemented (known: {generators.families()})"
-               + ("; BigBiGAN's TF-Hub weights need a `bigbigan` generator family and converter, "
-                  "which genviews does not have yet" if c.generator.family == "bigbigan" else ""))
+               f"{c.generator.family!r} is not implemented (known: {generators.families()})")
     walks = tuple(c.steer.walks)
     _check(bool(walks) and len(set(walks)) == len(walks) and set(walks) <= set(WALK_DIMS),
            "steer.walks", f"{walks} must be distinct names from {tuple(WALK_DIMS)}")

@@ -4,10 +4,15 @@
         [--config config.json] --out DIR [--overwrite]
 
 reads a `pytorch-pretrained-biggan` checkpoint (the published BigGAN-deep
-128/256/512 `pytorch_model.bin` and its `config.json`) and writes DIR so that
-`models.generators.load(DIR)` returns the generator with its weights. Each
-family is one subcommand; PyTorch is imported only while a checkpoint is read
-(`pip install genviews[convert]`).
+128/256/512 `pytorch_model.bin` and its `config.json`), and
+
+    python -m models.convert bigbigan --checkpoint MODULE_DIR --out DIR [--overwrite]
+
+reads the generator of a BigBiGAN TF-Hub module (`deepmind/bigbigan-resnet50/1`
+or `bigbigan-revnet50x4/1`, unpacked: MODULE_DIR/variables/variables.*); both
+write DIR so that `models.generators.load(DIR)` returns the generator with its
+weights. Each family is one subcommand; PyTorch (`pip install genviews[convert]`)
+and TensorFlow are imported only while a checkpoint is read.
 
 Everything is read and checked before anything is written, and DIR appears by
 one rename of a finished temporary directory, so a failed conversion never
@@ -62,6 +67,43 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
         out[key] = value.detach().cpu().float().numpy() if value.is_floating_point() \
             else value.cpu().numpy()
     return out
+
+
+def read_tf_checkpoint(path: str) -> tuple[dict[str, tuple[int, ...]], Callable[[str], np.ndarray]]:
+    """(variable name -> shape, name -> value) of a TF checkpoint, read lazily.
+
+    `path` is a TF-Hub (TF1) module directory, whose variables are
+    `path/variables/variables.{index,data-*}`, or a checkpoint prefix itself.
+    """
+    module_prefix = os.path.join(path, "variables", "variables")
+    if os.path.isdir(path):
+        if not os.path.isfile(module_prefix + ".index"):
+            raise ConversionError(
+                f"{path} is not an unpacked TF-Hub module: {module_prefix}.index is missing")
+        prefix = module_prefix
+    elif os.path.isfile(path + ".index"):
+        prefix = path
+    else:
+        raise ConversionError(f"checkpoint {path} does not exist (expected a TF-Hub module "
+                              "directory or a TF checkpoint prefix)")
+    try:
+        import tensorflow as tf
+    except ImportError as e:
+        raise ConversionError("reading TF-Hub modules needs tensorflow: pip install tensorflow-cpu") from e
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        shapes = {k: tuple(v) for k, v in reader.get_variable_to_shape_map().items()}
+    except Exception as e:  # TF raises many error types for bad files
+        raise ConversionError(f"could not read checkpoint {prefix}: {type(e).__name__}: {e}") from e
+
+    def read(name: str) -> np.ndarray:
+        try:
+            return np.asarray(reader.get_tensor(name))
+        except Exception as e:
+            raise ConversionError(f"could not read variable {name} of {prefix}: "
+                                  f"{type(e).__name__}: {e}") from e
+
+    return shapes, read
 
 
 def _read_json(path: str) -> dict:
@@ -125,23 +167,49 @@ def convert_biggan(checkpoint: str, config: str | None, out: str, overwrite: boo
         variables = biggan.params_from_state_dict(state, cfg)
     except biggan.CheckpointMismatchError as e:
         raise ConversionError(f"{checkpoint}: {e}") from e
-    generator = biggan.build(cfg.to_dict())
-    n_params = sum(int(np.prod(x.shape)) for x in _leaves(variables["params"]))
+    return _write(biggan.build(cfg.to_dict()), variables, checkpoint, out, overwrite, start, log,
+                  f"BigGAN-deep {cfg.output_dim} px, {cfg.num_classes} classes")
 
+
+def convert_bigbigan(checkpoint: str, out: str, overwrite: bool = False,
+                     log: Callable[[str], Any] = print) -> dict:
+    """Converts the generator of a BigBiGAN TF-Hub module to DIR `out`; returns a summary dict.
+
+    The widths are read off the checkpoint (the published modules: channel width
+    96, z ∈ R^120, a 128-d embedding); then every variable the generator needs is
+    checked for presence and shape before any is read.
+    """
+    from models.generators import bigbigan
+
+    start = time.time()
+    log(f"reading the variables of {checkpoint}")
+    shapes, read = read_tf_checkpoint(checkpoint)
+    try:
+        scope = bigbigan.find_scope(shapes)
+        cfg = bigbigan.config_from_shapes(shapes, scope)
+        log(f"BigBiGAN generator under {scope}: {cfg.resolution} px, channel width "
+            f"{cfg.channel_width}, z {cfg.z_dim}; checking {len(shapes)} variables and "
+            "folding spectral norms")
+        variables = bigbigan.params_from_tf_variables(read, shapes, cfg, scope)
+    except bigbigan.CheckpointMismatchError as e:
+        raise ConversionError(f"{checkpoint}: {e}") from e
+    return _write(bigbigan.build(cfg.to_dict()), variables, checkpoint, out, overwrite, start, log,
+                  f"BigBiGAN {cfg.resolution} px, unconditional")
+
+
+def _write(generator: Any, variables: Any, checkpoint: str, out: str, overwrite: bool,
+           start: float, log: Callable[[str], Any], what: str) -> dict:
+    """Writes DIR `out` and logs and returns the conversion's summary."""
+    import jax
+
+    n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables["params"]))
     log(f"writing {out}")
     write_generator(out, generator, variables, overwrite=overwrite)
     seconds = time.time() - start
-    summary = {"family": generator.family, "resolution": cfg.output_dim, "params": n_params,
-               "checkpoint": checkpoint, "out": os.path.abspath(out), "seconds": seconds}
-    log(f"converted BigGAN-deep {cfg.output_dim} px ({n_params / 1e6:.1f}M parameters, "
-        f"{cfg.num_classes} classes) from {checkpoint} to {out} in {seconds:.1f}s")
-    return summary
-
-
-def _leaves(tree: Any) -> list:
-    import jax
-
-    return jax.tree_util.tree_leaves(tree)
+    log(f"converted {what} ({n_params / 1e6:.1f}M parameters) from {checkpoint} to {out} "
+        f"in {seconds:.1f}s")
+    return {"family": generator.family, "resolution": generator.resolution, "params": n_params,
+            "checkpoint": checkpoint, "out": os.path.abspath(out), "seconds": seconds}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,6 +227,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="config.json of the checkpoint (default: beside --checkpoint)")
     p.add_argument("--out", required=True, help="output directory DIR")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    p = sub.add_parser(
+        "bigbigan", help="BigBiGAN's generator from a TF-Hub module (deepmind/bigbigan-*/1)",
+        description="BigBiGAN's generator from an unpacked TF-Hub module directory "
+                    "(saved_model.pb, variables/variables.*), e.g. deepmind/bigbigan-resnet50/1.")
+    p.add_argument("--checkpoint", required=True,
+                   help="the module directory (or its variables/variables checkpoint prefix)")
+    p.add_argument("--out", required=True, help="output directory DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
     return parser
 
 
@@ -168,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.family == "biggan":
             convert_biggan(args.checkpoint, args.config, args.out, overwrite=args.overwrite)
+        elif args.family == "bigbigan":
+            convert_bigbigan(args.checkpoint, args.out, overwrite=args.overwrite)
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

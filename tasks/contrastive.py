@@ -63,9 +63,10 @@ def load_generator(c) -> gen_lib.Generator:
     """The frozen generator of the config: a checkpoint, or (smoke) a random one."""
     if c.generator.init == "random":
         g = c.generator
-        if g.family == "biggan_deep":
-            from models.generators import biggan
-            hparams = biggan.small_hparams(g.z_dim, g.num_classes, g.resolution, g.width)
+        if g.family in ("biggan_deep", "bigbigan"):  # converted families: their layout, narrower
+            from models.generators import bigbigan, biggan
+            small = biggan.small_hparams if g.family == "biggan_deep" else bigbigan.small_hparams
+            hparams = small(g.z_dim, g.num_classes, g.resolution, g.width)
         else:
             hparams = {"z_dim": g.z_dim, "num_classes": g.num_classes,
                        "resolution": g.resolution, "width": g.width}

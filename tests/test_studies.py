@@ -37,12 +37,16 @@ def test_paper_runs_use_the_paper_probe_in_their_smoke_form(name):
     assert "linear_probe_genrep" in config.eval.evaluators
 
 
-def test_bigbigan_stops_at_start_naming_the_family():
+def test_bigbigan_needs_only_a_converted_generator():
     from configs.paper import imagenet100_bigbigan_simclr
     config = imagenet100_bigbigan_simclr.get_config()
-    config.generator.checkpoint = "/gens/bigbigan"
-    with pytest.raises(ConfigError, match="generator.family: 'bigbigan' is not implemented.*converter"):
+    with pytest.raises(ConfigError, match="generator.checkpoint: is empty"):
         common.validate(config)
+    config.generator.checkpoint = "/gens/bigbigan-resnet50"
+    common.validate(config)
+    assert config.generator.family == "bigbigan"
+    smoke = imagenet100_bigbigan_simclr.get_config("smoke")
+    assert (smoke.generator.family, smoke.generator.init) == ("bigbigan", "random")
 
 
 def test_study_options_are_typed_and_checked():

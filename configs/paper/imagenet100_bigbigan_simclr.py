@@ -1,17 +1,19 @@
 """GenRep's ImageNet-100 run on BigBiGAN views with SimCLR (σ = 0.2).
 
+Ready for a GPU node, given the converted generator and ImageNet prepared in TFDS:
+
+    python -m models.convert bigbigan --checkpoint bigbigan-resnet50 --out gens/bigbigan-resnet50
     python train.py --config configs/paper/imagenet100_bigbigan_simclr.py --workdir runs/in100_bigbigan \
         --config.generator.checkpoint=gens/bigbigan-resnet50
+    python eval.py --workdir runs/in100_bigbigan
 
-BigBiGAN (TF-Hub deepmind/bigbigan-resnet50/1: unconditional, z ∈ R^120, 128 px)
-has no generator family in genviews yet: its weights cannot be converted, so
-this config stops at start with a message saying so (config key
-generator.family). Once a `bigbigan` family and converter exist, it runs as is.
-The recipe and probe protocol are configs/paper/genrep.py's; here: views
-z + σ·ε with σ = 0.2 and SimCLR's NT-Xent.
+where bigbigan-resnet50/ is the unpacked TF-Hub module deepmind/bigbigan-resnet50/1
+(README: "Other generators"). BigBiGAN is unconditional, z ∈ R^120, 128 px. The
+recipe and probe protocol are configs/paper/genrep.py's; here: views z + σ·ε with
+σ = 0.2 and SimCLR's NT-Xent.
 
-Arg `smoke`: the same path with a small random unconditional DCGAN standing in
-for BigBiGAN, on one CPU.
+Arg `smoke`: the same path with a random BigBiGAN generator of channel width 4
+(the published one: 96) and a tiny encoder, on one CPU; it probes on genviews_shapes.
 """
 
 from configs.paper import genrep
@@ -32,7 +34,5 @@ def get_config(arg: str | None = None):
     c.loss.name = "ntxent"
     if smoke:
         c.generator.init = "random"
-        c.generator.family = "dcgan"  # a stand-in: BigBiGAN is not implemented
-        c.generator.resolution = 32
-        c.generator.width = 8
+        c.generator.width = 4
     return c

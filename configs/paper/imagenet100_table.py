@@ -1,7 +1,7 @@
 """GenRep's ImageNet-100 table as one study: real data, generated views, the view ablation.
 
-    python train.py --workdir runs/in100_table \
-        --config configs/paper/imagenet100_table.py:biggan=gens/biggan-deep-256,bigbigan=gens/bigbigan
+    python train.py --workdir runs/in100_table --config \
+        configs/paper/imagenet100_table.py:biggan=gens/biggan-deep-256,bigbigan=gens/bigbigan-resnet50
 
 Runs (configs/paper/genrep.py's recipe and probe protocol, each a run of its own
 config): real_simclr and real_supcon (imagenet100_real.py), biggan_supcon
@@ -10,10 +10,10 @@ config): real_simclr and real_supcon (imagenet100_real.py), biggan_supcon
 BigBiGAN + SimCLR: latent only (centre crop) and pixel only (the anchor itself);
 "both" is bigbigan_simclr.
 
-BigBiGAN has no generator family in genviews yet, so the full table stops at
-start naming config key generator.family. `no_bigbigan` leaves its runs out and
-puts the ablation on BigGAN-deep + SupCon instead (biggan_latent_only,
-biggan_pixel_only; "both" is biggan_supcon).
+Both generators are converted first (README: "Other generators"):
+`python -m models.convert biggan ...` and `python -m models.convert bigbigan ...`.
+`no_bigbigan` leaves the BigBiGAN runs out and puts the ablation on BigGAN-deep +
+SupCon instead (biggan_latent_only, biggan_pixel_only; "both" is biggan_supcon).
 
 Args (comma-separated): `biggan=DIR`, `bigbigan=DIR` (converted generators),
 `no_bigbigan`, `smoke`.

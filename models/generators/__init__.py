@@ -1,7 +1,7 @@
 """Frozen generators behind one interface, and their on-disk format.
 
 Every generator family (the small DCGAN that genviews pretrains itself, converted
-public checkpoints such as BigGAN-deep) is stored the same way:
+public checkpoints such as BigGAN-deep and BigBiGAN) is stored the same way:
 
     DIR/generator.json   {"family": NAME, "hparams": {...}}
     DIR/generator/       an Orbax checkpoint of the variables pytree
@@ -109,4 +109,4 @@ def load(directory: str) -> Generator:
 def _import_families() -> None:
     # Importing a family module runs its @register; kept lazy so that loading
     # one family does not import every other one.
-    from models.generators import biggan, dcgan  # noqa: F401
+    from models.generators import bigbigan, biggan, dcgan  # noqa: F401
