@@ -155,3 +155,24 @@ def test_hinge_losses():
     real, fake = jnp.array([2.0, 0.5]), jnp.array([-2.0, 0.5])
     assert float(losses.hinge_discriminator(real, fake)) == pytest.approx((0 + 0.5) / 2 + (0 + 1.5) / 2)
     assert float(losses.hinge_generator(fake)) == pytest.approx(0.75)
+
+
+def test_projection_head_cannot_put_every_projection_on_one_direction():
+    # SupCon collapsed with a head ending in Dense + bias: all projections on the bias
+    # direction (every cosine → 1). The head ends in a bias-free Dense + BatchNorm, so in
+    # training each projection dimension has zero mean over the batch, even for inputs
+    # that are nearly one vector, and the projections spread over the sphere.
+    import jax
+
+    from models.encoders import ProjectionHead
+
+    head = ProjectionHead(hidden=64, out=16, layers=2)
+    x = 1.0 + 1e-3 * jax.random.normal(jax.random.key(0), (128, 32))
+    variables = head.init(jax.random.key(1), x, train=False)
+    z, _ = head.apply(variables, x, train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(np.asarray(z).mean(0), 0.0, atol=1e-4)
+    u = np.asarray(losses.l2_normalize(z))
+    cosines = (u @ u.T)[~np.eye(len(u), dtype=bool)]
+    assert abs(cosines.mean()) < 0.05 and cosines.min() < -0.5
+    assert "bias" not in variables["params"]["Dense_1"]
+    assert jnp.all(jnp.isfinite(z))
