@@ -48,10 +48,17 @@ def _order(config) -> list[str]:
 
 
 def _check_generator(name: str, run_config) -> None:
-    """A run on a generator named by path fails before any run starts when none is there."""
+    """A run on a generator (or steering walks) named by path fails before any run starts
+    when none is there."""
     g = run_config.generator
-    if (run_config.get("task") != "contrastive" or run_config.data.source != "generator"
-            or g.init != "checkpoint" or str(g.checkpoint).startswith("@")):
+    if run_config.get("task") != "contrastive" or run_config.data.source != "generator":
+        return
+    walks = str(run_config.views.walks)
+    if (run_config.views.latent == "steer" and walks not in ("", "random") and not walks.startswith("@")
+            and not os.path.exists(os.path.join(walks, "walks.json"))):
+        raise UserError(f"runs.{name}: views.walks={walks!r} holds no steering walks (no walks.json): "
+                        "train them first (python train.py --config configs/steering.py --workdir DIR)")
+    if g.init != "checkpoint" or str(g.checkpoint).startswith("@"):
         return
     if not os.path.exists(os.path.join(g.checkpoint, "generator.json")):
         raise UserError(f"runs.{name}: generator.checkpoint={g.checkpoint!r} holds no generator "
@@ -71,6 +78,20 @@ def _timed(path: str, fn) -> float:
     with open(path, "w") as f:
         json.dump({"wall_s": wall}, f)
     return wall
+
+
+def train_and_evaluate(config, rundir: str, evaluate: bool = True) -> tuple[float, dict | None]:
+    """Trains `config` in `rundir` and evaluates it (eval.json); a finished run and an existing
+    eval.json are kept. Returns (training wall seconds, eval.json's content or None)."""
+    os.makedirs(rundir, exist_ok=True)
+    train_s = _timed(os.path.join(rundir, "train_time.json"), lambda: train.train(config, rundir))
+    if not evaluate:
+        return train_s, None
+    eval_path = os.path.join(rundir, "eval.json")
+    if not os.path.exists(eval_path):
+        evaluation.evaluate(rundir)
+    with open(eval_path) as f:
+        return train_s, json.load(f)
 
 
 def run(config, workdir: str, command: str = "") -> dict:
@@ -104,17 +125,10 @@ def run(config, workdir: str, command: str = "") -> dict:
         rundir = os.path.join(workdir, name)
         kind = config.kinds.get(name, "")
         print(f"[{i + 1}/{len(names)}] {name}: {rundir}", flush=True)
-        os.makedirs(rundir, exist_ok=True)
-        train_s = _timed(os.path.join(rundir, "train_time.json"),
-                         lambda cfg=run_config, d=rundir: train.train(cfg, d))
+        train_s, result = train_and_evaluate(run_config, rundir, evaluate=bool(kind))
         if not kind:
             extra[name] = {"wall_s": train_s}
             continue
-        eval_path = os.path.join(rundir, "eval.json")
-        if not os.path.exists(eval_path):
-            evaluation.evaluate(rundir)
-        with open(eval_path) as f:
-            result = json.load(f)
         row = {"run": name, "data": kind, **evaluation.headline(result),
                "wall_s": train_s + result["wall_s"]}
         if name in config.get("x", {}):

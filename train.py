@@ -164,7 +164,13 @@ def train(config, workdir: str) -> dict:
     latest = manager.latest_step()
     if latest is not None:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+        try:
+            state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError(
+                f"{workdir}: its checkpoint (step {latest}) does not fit this config's model and "
+                f"optimizer (made by another config or an older genviews: {type(e).__name__}); "
+                "use a new --workdir") from None
     start, total = int(state.step), config.train.steps
     writer = MetricsWriter(workdir, start, leader)
     last: dict = {}

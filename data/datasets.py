@@ -61,8 +61,8 @@ def _builder(name: str, data_dir: str | None):
 
     tfds_name = "imagenet2012" if name == IMAGENET100 else name
     if os.path.isdir(name):
-        # A prepared TFDS dataset directory (DIR/NAME/VERSION, e.g. an exported generated
-        # dataset): read as it is, whatever its builder; its features must be image and label.
+        # A prepared TFDS dataset directory (DIR/NAME/VERSION): read as it is, whatever its
+        # builder; its features must be image and label (exports are read by `load` itself).
         return tfds.builder_from_directory(name)
     if name == "genviews_shapes":
         # Registered by importing data.shapes; built here without any download.
@@ -87,7 +87,7 @@ def _builder(name: str, data_dir: str | None):
     return builder
 
 
-def _resize_and_crop(image, image_size: int):
+def resize_and_crop(image, image_size: int):
     import tensorflow as tf
 
     if image.shape[0] == image_size and image.shape[1] == image_size:
@@ -118,7 +118,7 @@ def load(name: str, split: str, *, image_size: int, data_dir: str = "",
 
     tf.config.set_visible_devices([], "GPU")  # TF only decodes; the accelerators are JAX's
     if os.path.isdir(name) and export.metadata(name) is not None:
-        return export.anchors(name, image_size=image_size, max_examples=max_examples)
+        return export.anchors(name, split, image_size=image_size, max_examples=max_examples)
     builder = _builder(name, data_dir)
     if max_examples:
         split = f"{split}[:{max_examples}]" if "[" not in split else split
@@ -137,7 +137,7 @@ def load(name: str, split: str, *, image_size: int, data_dir: str = "",
         keep = tf.constant(lookup)
         ds = ds.map(lambda ex: {**ex, "label": tf.gather(keep, ex["label"])})
         ds = ds.filter(lambda ex: ex["label"] >= 0)
-    ds = ds.map(lambda ex: (_resize_and_crop(ex["image"], image_size), ex["label"]),
+    ds = ds.map(lambda ex: (resize_and_crop(ex["image"], image_size), ex["label"]),
                 num_parallel_calls=tf.data.AUTOTUNE)
     images, labels = [], []
     for image_batch, label_batch in tfds.as_numpy(ds.batch(4096)):
@@ -160,6 +160,18 @@ def subset(dataset: Dataset, directory: str) -> Dataset:
         raise ConfigError(f"config key data.subset: {missing[0]} does not exist (a directory "
                           "written by python -m evaluators.prune is expected)")
     indices, labels = np.load(paths["indices"]), np.load(paths["labels"])
+    summary_path = os.path.join(directory, "summary.json")
+    if dataset.latents is not None and os.path.isfile(summary_path):  # an export: the same one?
+        import json
+
+        with open(summary_path) as f:
+            source = json.load(f).get("dataset", "")
+        if os.path.isdir(source) and os.path.abspath(source) != dataset.name:
+            raise ConfigError(f"config key data.subset: {directory} was selected from {source}, "
+                              f"not from data.source={dataset.name}")
+    if not np.issubdtype(indices.dtype, np.integer):
+        raise ConfigError(f"config key data.subset: {paths['indices']} holds {indices.dtype}, "
+                          "not row indices")
     if len(labels) != len(dataset):
         raise ConfigError(f"config key data.subset: {directory} was selected from {len(labels)} "
                           f"examples, but {dataset.name} ({dataset.split}) has {len(dataset)}")

@@ -220,14 +220,19 @@ def read(directory: str, start: int = 0, stop: int | None = None) -> dict[str, n
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
+def _metadata_or_fail(directory: str) -> dict:
+    meta = metadata(directory)
+    if meta is None:
+        raise UserError(f"{directory} is not an export of python -m data.export ({META_FILE} is missing)")
+    return meta
+
+
 def load(directory: str, *, num_views: int, max_examples: int = 0):
     """An export as a `datasets.Dataset` for training: `images` (N, num_views, S, S, 3)
     (its first num_views views), `labels`, and `latents` (N, num_views, z_dim)."""
     from data import datasets
 
-    meta = metadata(directory)
-    if meta is None:
-        raise UserError(f"{directory} is not an export of python -m data.export ({META_FILE} is missing)")
+    meta = _metadata_or_fail(directory)
     if num_views > meta["num_views"]:
         raise UserError(f"{directory} holds {meta['num_views']} views per anchor; {num_views} asked")
     rows = read(directory, 0, max_examples or None)
@@ -237,24 +242,20 @@ def load(directory: str, *, num_views: int, max_examples: int = 0):
                             latents=rows["views_z"][:, :num_views])
 
 
-def anchors(directory: str, *, image_size: int, max_examples: int = 0):
+def anchors(directory: str, split: str, *, image_size: int, max_examples: int = 0):
     """An export's anchor images as a labelled `datasets.Dataset` (to probe or prune it),
-    resized to `image_size`; each label is the class the generator was asked for."""
+    at `image_size`; each label is the class the generator was asked for. An export has
+    one split, `train`: any other is refused (it must not stand in for a test split)."""
     from data import datasets
 
-    meta = metadata(directory)
-    if meta is None:
-        raise UserError(f"{directory} is not an export of python -m data.export ({META_FILE} is missing)")
+    meta = _metadata_or_fail(directory)
+    if split != "train":
+        raise UserError(f"{directory} is an export of generated views: it has only the split "
+                        f"'train' ({split!r} asked)")
     rows = read(directory, 0, max_examples or None)
     images = rows["anchor"]
     if images.shape[1] != image_size:
-        import tensorflow as tf
-
-        images = np.concatenate([
-            tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
-                images[i:i + _READ_CHUNK], (image_size, image_size), antialias=True)), 0, 255),
-                tf.uint8).numpy()
-            for i in range(0, len(images), _READ_CHUNK)])
+        images = np.stack([np.asarray(datasets.resize_and_crop(im, image_size)) for im in images])
     return datasets.Dataset(name=os.path.abspath(directory), split="train", images=images,
                             labels=rows["label"].astype(np.int32), num_classes=meta["num_classes"])
 

@@ -129,7 +129,8 @@ def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "tr
     labels = symmetric_noise(data.labels, noise, data.num_classes, noise_seed) if noise else data.labels
     try:
         if method == "random":
-            indices = np.random.default_rng(seed).permutation(len(data))[:count]
+            # the same random subsets as evaluators.prune_study's for one seed
+            indices = np.random.default_rng([seed, 1]).permutation(len(data))[:count]
             confidence = probe_confidence(standardize(x), labels, data.num_classes, l2=l2)
         else:
             indices, confidence = select(x, labels, data.num_classes, count, gain=gain, tau=tau,
@@ -140,7 +141,8 @@ def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "tr
     np.save(os.path.join(out, "indices.npy"), indices)
     np.save(os.path.join(out, "labels.npy"), labels)
     summary = {
-        "encoder": os.path.abspath(encoder), "dataset": dataset, "split": split, "n": len(data),
+        "encoder": os.path.abspath(encoder), "split": split, "n": len(data),
+        "dataset": os.path.abspath(dataset) if os.path.isdir(dataset) else dataset,
         "budget": count, "method": method, "seed": seed, "gain": gain, "tau": tau, "eta": eta,
         "balance": balance, "l2": l2,
         "noise": noise, "noise_seed": noise_seed,

@@ -134,57 +134,82 @@ def run(encoder: str, out: str, *, dataset: str = "genviews_shapes", data_dir: s
     return results
 
 
-def contrastive_config(export: str, subset: str, *, steps: int, batch: int, loss: str, seed: int):
-    """The quickstart's encoder, trained on `subset` of the export `export` with `loss`."""
+def contrastive_config(export: str, subset: str, *, steps: int, batch: int, loss: str, seed: int,
+                       data_dir: str = "", smoke: bool = False):
+    """The quickstart's encoder (smoke: the smoke scale), trained on `subset` of the export
+    `export` with `loss` and probed on real genviews_shapes from TFDS `data_dir`."""
     from configs import genviews, quickstart
 
-    c = quickstart.encoder_run(False, genviews.get_config(), steps=steps, batch=batch)
+    c = genviews.get_config("smoke" if smoke else None)
+    c = quickstart.encoder_run(smoke, c, steps=steps, batch=batch)
+    if smoke:
+        c.train.steps, c.train.batch_size = steps, batch
     c.data.source = os.path.abspath(export)
     c.data.subset = os.path.abspath(subset)
+    c.data.data_dir = data_dir
     c.loss.name = loss
     c.seed = seed
     c.eval.evaluators = ("linear_probe",)
     return c
 
 
+def _same_arguments(out: str, arguments: dict) -> None:
+    """OUT/arguments.json: what made the runs in OUT; a rerun with others is refused (it
+    would report finished runs of other settings under the new command)."""
+    path = os.path.join(out, "arguments.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+        if before != arguments:
+            changed = sorted(k for k in arguments if before.get(k) != arguments[k])
+            raise UserError(f"{out} holds runs made with other settings ({', '.join(changed)}): "
+                            "use another --out")
+        return
+    os.makedirs(out, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(arguments, f, indent=2)
+
+
 def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, batch: int = 128,
                   loss: str = "supcon", noise_rates=(0.2, 0.4), budgets=(0.1, 0.3, 0.5),
-                  seed: int = 0, tau: float = 0.95, eta: float = 1.0, command: str = "") -> dict:
+                  seed: int = 0, tau: float = 0.95, eta: float = 1.0, command: str = "",
+                  smoke: bool = False) -> dict:
     """Prunes an export of generated views, trains an encoder on each subset and probes it on
     real data (see the module docstring); writes and returns results.json's content."""
-    import eval as evaluation
     import study
-    import train
     from configs.common import validate
     from data import export as export_lib
-    from evaluators import prune
+    from evaluators import features, prune
 
     if not os.path.isdir(encoder):
         raise UserError(f"--encoder {encoder}: no such run directory")
     if export_lib.metadata(export_dir) is None:
         raise UserError(f"--export {export_dir} is not an export of python -m data.export")
+    data_dir = features.load_config(encoder).data.data_dir  # real images probe where the encoder's came from
+    config = contrastive_config(export_dir, out, steps=steps, batch=batch, loss=loss, seed=seed,
+                                data_dir=data_dir, smoke=smoke)
+    config.data.subset = ""
+    validate(config)  # --loss, --steps, --batch: checked before any work
+    _same_arguments(out, {"encoder": os.path.abspath(encoder), "export": os.path.abspath(export_dir),
+                          "steps": steps, "batch": batch, "loss": loss, "seed": seed, "tau": tau,
+                          "eta": eta, "smoke": smoke})
     start = time.time()
     train_x, anchors = prune.encoder_features(encoder, export_dir, "train")
     print(f"features of {len(anchors)} generated anchors ({time.time() - start:.0f} s)", flush=True)
 
     def learn(name, rows_idx, labels) -> float:
         subset = os.path.join(out, "subsets", name)
-        os.makedirs(subset, exist_ok=True)
-        np.save(os.path.join(subset, "indices.npy"), rows_idx)
-        np.save(os.path.join(subset, "labels.npy"), labels)
-        with open(os.path.join(subset, "summary.json"), "w") as f:
-            json.dump({"dataset": os.path.abspath(export_dir), "n": len(labels), "budget": len(rows_idx),
-                       "study_row": name}, f, indent=2)
-        config = contrastive_config(export_dir, subset, steps=steps, batch=batch, loss=loss, seed=seed)
-        validate(config)
-        rundir = os.path.join(out, "runs", name)
-        os.makedirs(rundir, exist_ok=True)
-        study._timed(os.path.join(rundir, "train_time.json"), lambda: train.train(config, rundir))
-        path = evaluation.result_path(rundir)
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)["linear_probe"]["top1"]
-        return evaluation.evaluate(rundir)["linear_probe"]["top1"]
+        if not os.path.exists(os.path.join(subset, "summary.json")):  # written once, last
+            os.makedirs(subset, exist_ok=True)
+            np.save(os.path.join(subset, "indices.npy"), rows_idx)
+            np.save(os.path.join(subset, "labels.npy"), labels)
+            with open(os.path.join(subset, "summary.json"), "w") as f:
+                json.dump({"dataset": os.path.abspath(export_dir), "n": len(labels),
+                           "budget": len(rows_idx), "study_row": name}, f, indent=2)
+        config = contrastive_config(export_dir, subset, steps=steps, batch=batch, loss=loss, seed=seed,
+                                    data_dir=data_dir, smoke=smoke)
+        _, result = study.train_and_evaluate(config, os.path.join(out, "runs", name))
+        return result["linear_probe"]["top1"]
 
     rows = _study(train_x, anchors.labels, anchors.num_classes, learn, noise_rates=noise_rates,
                   budgets=budgets, seed=seed, tau=tau, eta=eta)

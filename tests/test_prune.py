@@ -25,7 +25,7 @@ def encoder_dir(tmp_path_factory, tfds_dir):
 
 
 def _dataset_dir(tfds_dir: str) -> str:
-    """genviews_shapes' prepared directory (NAME/VERSION), read as a directory like an export."""
+    """genviews_shapes' prepared directory (NAME/VERSION), read as a TFDS dataset directory."""
     root = os.path.join(tfds_dir, "genviews_shapes")
     return os.path.join(root, sorted(os.listdir(root))[-1])
 
@@ -76,7 +76,7 @@ def test_prune_command_random_method_keeps_a_uniform_subset(encoder_dir, tfds_di
     idx = np.load(os.path.join(out, "indices.npy"))
     # Budget 1 is the whole set, in a seeded random order, under the same noisy labels.
     assert sorted(idx.tolist()) == list(range(200)) and idx.tolist() != list(range(200))
-    np.testing.assert_array_equal(idx, np.random.default_rng(3).permutation(200))
+    np.testing.assert_array_equal(idx, np.random.default_rng([3, 1]).permutation(200))
     from data import datasets
 
     clean = datasets.load(_dataset_dir(tfds_dir), "train", image_size=32, max_examples=200).labels
@@ -113,3 +113,38 @@ def test_prune_command_errors(encoder_dir, tfds_dir, tmp_path, capsys):
     assert "tau" in fails("--encoder", encoder_dir, "--budget", "0.5", "--tau", "2")
     assert "--method" in fails("--encoder", encoder_dir, "--budget", "0.5", "--method", "best")
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_pruning_generated_views_before_contrastive_training(encoder_dir, tmp_path):
+    import jax
+
+    from data import export
+    from evaluators import prune_study
+    from models import generators
+
+    g = generators.build("dcgan", {"z_dim": 16, "num_classes": 10, "resolution": 32, "width": 8})
+    generators.save(str(tmp_path / "g"), g, jax.jit(g.init)(jax.random.key(0)))
+    exported = str(tmp_path / "export")
+    export.export(str(tmp_path / "g"), exported, export.ExportSpec(num_anchors=20, num_views=2, seed=1))
+    out = tmp_path / "study"
+    kwargs = dict(steps=1, batch=8, noise_rates=(0.2,), budgets=(0.5,), smoke=True)
+    results = prune_study.run_generated(encoder_dir, exported, str(out), **kwargs)
+    rows = {r["method"]: r for r in results["rows"]}
+    assert set(rows) == {"whole set", *prune_study.METHODS}
+    assert rows["whole set"]["n"] == 20 and rows["whole set"]["clean_fraction"] == 0.8
+    labels = export.read(exported)["label"]
+    for method in prune_study.METHODS:
+        subset = out / "subsets" / f"noise0.2_budget0.5_{method}"
+        idx, noisy = np.load(subset / "indices.npy"), np.load(subset / "labels.npy")
+        assert len(set(idx.tolist())) == 10 == rows[method]["n"]
+        assert np.mean(noisy != labels) == 0.2  # the noisy labels of all 20 anchors
+        assert rows[method]["clean_fraction"] == np.mean(noisy[idx] == labels[idx])
+        # Each row's encoder trained on its subset, with those labels, and was probed.
+        run = out / "runs" / f"noise0.2_budget0.5_{method}"
+        assert json.loads((run / "config.json").read_text())["data"]["subset"] == str(subset)
+        assert 0 <= rows[method]["test_top1"] <= 100
+    # A rerun keeps the finished runs; other settings in the same OUT are refused.
+    again = prune_study.run_generated(encoder_dir, exported, str(out), **kwargs)
+    assert [r["test_top1"] for r in again["rows"]] == [r["test_top1"] for r in results["rows"]]
+    with pytest.raises(UserError, match="other settings \\(steps\\)"):
+        prune_study.run_generated(encoder_dir, exported, str(out), **{**kwargs, "steps": 2})
