@@ -5,7 +5,7 @@
 1. pretrain the small class-conditional GAN on genviews_shapes;
 2. train a ConvNet on its views (latent Gaussian neighbour + SimCLR pixel views)
    with SimCLR's NT-Xent (GenRep's recipe for BigBiGAN; its BigGAN recipe, SupCon
-   on the generator's classes, scored a little lower here: see README, Results);
+   on the generator's classes, scored about the same here: see README, Results);
 3. train the same encoder on real images with pixel views (SimCLR), same budget;
 4. a randomly initialised encoder (0 steps);
 5. probe all on real genviews_shapes (linear probe and kNN) → results.md/json/png.

@@ -104,7 +104,7 @@ class ProjectionHead(nn.Module):
     and no offset, so every output dimension has zero mean over the batch. With a plain
     Dense + bias there, the projections can collapse onto the bias direction (all cosines →
     1, the uniform loss log(2B − 1)), which SupCon did within ~15 steps on the embedded
-    default; with the BN it learns, and NT-Xent's probe accuracy rose too (README, Results).
+    default; with the BN it learns, and NT-Xent's probe accuracy rose too (README, quickstart).
     """
 
     hidden: int

@@ -14,8 +14,8 @@ Every generated-views run uses the quickstart's generator and encoder budget. Ru
 - references: `real_simclr` (real images, pixel views) and `random` (untrained).
 
 Each run writes its views.png (the same anchors beside their views, per view
-type). 11 runs, ~35 min on 2 cores at the default scale.
-Args: see configs/studies/__init__.py (`smoke`, `steps=`, `batch=`, `generator=`).
+type). 11 runs (12 with walks=), ~40 min on 2 cores at the default scale.
+Args: see configs/studies/__init__.py (`smoke`, `steps=`, `batch=`, `generator=`, `walks=`).
 """
 
 import os
