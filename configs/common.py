@@ -297,6 +297,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
 
         _check(c.generator.family in generators.families(), "generator.family",
                f"{c.generator.family!r} is not implemented (known: {generators.families()})")
+        _check(c.generator.family != "bigbigan" or c.generator.init != "random"
+               or c.generator.num_classes == 0, "generator.num_classes",
+               "BigBiGAN is unconditional: must be 0")
     walks = tuple(c.steer.walks)
     _check(bool(walks) and len(set(walks)) == len(walks) and set(walks) <= set(WALK_DIMS),
            "steer.walks", f"{walks} must be distinct names from {tuple(WALK_DIMS)}")

@@ -142,6 +142,11 @@ class ContrastiveTask:
             num_classes = self.dataset.num_classes
         if c.data.subset:
             self.dataset = datasets.subset(self.dataset, c.data.subset)
+        if (self.dataset is not None and len(self.dataset) < c.train.batch_size
+                and c.loss.name != "supcon" and jax.process_index() == 0):
+            print(f"warning: {len(self.dataset)} training examples for batches of "
+                  f"{c.train.batch_size}: an example drawn twice in one batch is a negative of "
+                  f"itself under loss.name={c.loss.name}", flush=True)
         self.num_classes = num_classes
         self.model = build_model(c, num_classes)
         self.tx = make_optimizer(c)

@@ -83,6 +83,7 @@ def _check_image_tower_is_probed(workdir):
     ({"views__sigmas": (0.1, -1.0)}, "views.sigmas"),
     ({"loss__name": "clip_latent", "data__source": "real"}, "loss.name"),
     ({"data__source": "/no/such/export"}, "data.source"),
+    ({"generator__family": "bigbigan"}, "generator.num_classes"),  # unconditional
 ])
 def test_impossible_view_settings_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"config key {key}"):
