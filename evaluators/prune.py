@@ -62,6 +62,22 @@ def budget_count(budget: float, n: int) -> int:
     return max(int(count), 1)
 
 
+def random_subset(n: int, count: int, seed: int) -> np.ndarray:
+    """A uniform random subset of `count` of n rows (the baseline of every selection), in a
+    seeded order: the same rows for one seed in the command and in the studies."""
+    return np.random.default_rng([seed, 1]).permutation(n)[:count]
+
+
+def write_subset(out: str, indices: np.ndarray, labels: np.ndarray, summary: dict) -> None:
+    """OUT as `data.subset` reads it: indices.npy (rows kept, in the order chosen), labels.npy
+    (the labels of all n rows they were kept under) and summary.json (written last)."""
+    os.makedirs(out, exist_ok=True)
+    np.save(os.path.join(out, "indices.npy"), indices)
+    np.save(os.path.join(out, "labels.npy"), labels)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+
+
 def standardize(features: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance per dimension: the probe's inputs and the embeddings.
 
@@ -129,17 +145,13 @@ def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "tr
     labels = symmetric_noise(data.labels, noise, data.num_classes, noise_seed) if noise else data.labels
     try:
         if method == "random":
-            # the same random subsets as evaluators.prune_study's for one seed
-            indices = np.random.default_rng([seed, 1]).permutation(len(data))[:count]
+            indices = random_subset(len(data), count, seed)
             confidence = probe_confidence(standardize(x), labels, data.num_classes, l2=l2)
         else:
             indices, confidence = select(x, labels, data.num_classes, count, gain=gain, tau=tau,
                                          eta=eta, balance=balance, l2=l2)
     except ValueError as e:  # prune4rel's checks (non-finite features, tau, eta): one line
         raise UserError(str(e)) from None
-    os.makedirs(out, exist_ok=True)
-    np.save(os.path.join(out, "indices.npy"), indices)
-    np.save(os.path.join(out, "labels.npy"), labels)
     summary = {
         "encoder": os.path.abspath(encoder), "split": split, "n": len(data),
         "dataset": os.path.abspath(dataset) if os.path.isdir(dataset) else dataset,
@@ -155,8 +167,7 @@ def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "tr
     if noise:
         summary["clean_fraction_selected"] = float(np.mean(labels[indices] == data.labels[indices]))
         summary["clean_fraction_all"] = float(np.mean(labels == data.labels))
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    write_subset(out, indices, labels, summary)
     return summary
 
 

@@ -61,7 +61,7 @@ def _selections(x: np.ndarray, noisy: np.ndarray, num_classes: int, count: int, 
     from evaluators import coreset, prune
 
     confidence = prune.probe_confidence(x, noisy, num_classes)
-    order = {"random": np.random.default_rng([seed, 1]).permutation(len(x))[:count]}
+    order = {"random": prune.random_subset(len(x), count, seed)}
     for gain in ("self", "full"):
         order[f"prune4rel_{gain}"] = np.asarray(coreset.prune4rel(
             x, confidence, noisy, count, tau=tau, eta=eta, balance=True, gain=gain))
@@ -134,10 +134,10 @@ def run(encoder: str, out: str, *, dataset: str = "genviews_shapes", data_dir: s
     return results
 
 
-def contrastive_config(export: str, subset: str, *, steps: int, batch: int, loss: str, seed: int,
+def contrastive_config(export: str, subset: str = "", *, steps: int, batch: int, loss: str, seed: int,
                        data_dir: str = "", smoke: bool = False):
     """The quickstart's encoder (smoke: the smoke scale), trained on `subset` of the export
-    `export` with `loss` and probed on real genviews_shapes from TFDS `data_dir`."""
+    `export` ("": all of it) with `loss` and probed on real genviews_shapes from TFDS `data_dir`."""
     from configs import genviews, quickstart
 
     c = genviews.get_config("smoke" if smoke else None)
@@ -145,7 +145,7 @@ def contrastive_config(export: str, subset: str, *, steps: int, batch: int, loss
     if smoke:
         c.train.steps, c.train.batch_size = steps, batch
     c.data.source = os.path.abspath(export)
-    c.data.subset = os.path.abspath(subset)
+    c.data.subset = os.path.abspath(subset) if subset else ""
     c.data.data_dir = data_dir
     c.loss.name = loss
     c.seed = seed
@@ -186,10 +186,8 @@ def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, 
     if export_lib.metadata(export_dir) is None:
         raise UserError(f"--export {export_dir} is not an export of python -m data.export")
     data_dir = features.load_config(encoder).data.data_dir  # real images probe where the encoder's came from
-    config = contrastive_config(export_dir, out, steps=steps, batch=batch, loss=loss, seed=seed,
-                                data_dir=data_dir, smoke=smoke)
-    config.data.subset = ""
-    validate(config)  # --loss, --steps, --batch: checked before any work
+    validate(contrastive_config(export_dir, steps=steps, batch=batch, loss=loss, seed=seed,
+                                data_dir=data_dir, smoke=smoke))  # --loss, --steps, --batch: before any work
     _same_arguments(out, {"encoder": os.path.abspath(encoder), "export": os.path.abspath(export_dir),
                           "steps": steps, "batch": batch, "loss": loss, "seed": seed, "tau": tau,
                           "eta": eta, "smoke": smoke})
@@ -200,12 +198,9 @@ def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, 
     def learn(name, rows_idx, labels) -> float:
         subset = os.path.join(out, "subsets", name)
         if not os.path.exists(os.path.join(subset, "summary.json")):  # written once, last
-            os.makedirs(subset, exist_ok=True)
-            np.save(os.path.join(subset, "indices.npy"), rows_idx)
-            np.save(os.path.join(subset, "labels.npy"), labels)
-            with open(os.path.join(subset, "summary.json"), "w") as f:
-                json.dump({"dataset": os.path.abspath(export_dir), "n": len(labels),
-                           "budget": len(rows_idx), "study_row": name}, f, indent=2)
+            prune.write_subset(subset, rows_idx, labels, {
+                "dataset": os.path.abspath(export_dir), "n": len(labels), "budget": len(rows_idx),
+                "study_row": name})
         config = contrastive_config(export_dir, subset, steps=steps, batch=batch, loss=loss, seed=seed,
                                     data_dir=data_dir, smoke=smoke)
         _, result = study.train_and_evaluate(config, os.path.join(out, "runs", name))
