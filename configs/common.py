@@ -1,28 +1,34 @@
-"""Shared defaults of every experiment config, and their validation.
+"""Shared defaults of every experiment config, and the helpers of config files.
 
 Each experiment file (`configs/genviews.py`, ...) starts from `base()` and
 changes what it needs. Every field has a default and a comment. The dict is
-locked, so an unknown `--config.KEY` fails at start, and `validate` rejects
-impossible values with the key named, before any compute.
+locked, so an unknown `--config.KEY` fails at start. Configs are data: nothing
+here imports the code that runs them. Impossible values are rejected, with the
+key named and before any compute, by the code that owns the keys: the training
+keys by tasks/validate.py, each evaluator's section of `eval` by its module in
+evaluators/, a study's keys by studies/run.py.
 """
 
 from __future__ import annotations
 
-import os
-
 import ml_collections
 
-from data.edits import WALK_DIMS
-from data.pixel import PIXEL_KINDS
-from data.views import CONDITIONAL_KINDS, LATENT_KINDS
 from errors import ConfigError
-from models.encoders import ENCODERS
 
-TASKS = ("contrastive", "generator", "steering")
-SOURCES = ("generator", "real")
-LOSSES = ("ntxent", "supcon", "multipos", "clip_latent")
-OPTIMIZERS = ("sgd", "lars", "adam")
-PARALLEL = ("shard_map", "pmap")
+# Keys renamed since runs were written: old key -> new key. A config that sets an old key
+# fails with one line naming the new one; a run directory's config.json is read as renamed.
+RENAMED = {
+    "eval.val_fraction": "eval.linear_probe.val_fraction",
+    "eval.l2_grid": "eval.linear_probe.l2_grid",
+    "eval.probe_steps": "eval.linear_probe.steps",
+    "eval.knn_k": "eval.knn.k",
+    "eval.knn_temperature": "eval.knn.temperature",
+    "eval.fewshot_shots": "eval.fewshot.shots",
+    "eval.fewshot_seeds": "eval.fewshot.seeds",
+    "eval.fewshot_l2": "eval.fewshot.l2",
+    **{f"eval.genrep_{k}": f"eval.linear_probe_genrep.{k}" for k in (
+        "epochs", "lr", "milestones", "decay", "batch_size", "augment", "crop_scale_min")},
+}
 
 
 def base() -> ml_collections.ConfigDict:
@@ -41,8 +47,8 @@ def base() -> ml_collections.ConfigDict:
     c.data.image_size = 32  # side of the images the encoder sees
     c.data.load_size = 0  # side real images are resized and centre-cropped to on the host; 0 = image_size
     c.data.max_examples = 0  # >0: use only the first examples of the split (smoke runs)
-    # a directory written by python -m evaluators.prune: train on its rows of a real split or
-    # an export only (indices.npy), with the labels they were selected under (labels.npy)
+    # a directory written by python -m evaluators.prune (data/subset.py): train on its rows of
+    # a real split or an export only (indices.npy), with the labels they were selected under
     c.data.subset = ""
 
     c.generator = ml_collections.ConfigDict()
@@ -119,38 +125,43 @@ def base() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.dataset = ""  # TFDS dataset to probe; "" = data.name
-    c.eval.train_split = "train"  # split the probe is fit on (a validation part is carved from it)
-    c.eval.test_split = "test"  # split the probe is tested on, once
-    c.eval.val_fraction = 0.1  # fraction of train held out to choose the L2 strength
+    c.eval.train_split = "train"  # split the probes are fit on
+    c.eval.test_split = "test"  # split the probes are tested on, once
     c.eval.max_train = 0  # >0: probe on the first examples of train only
     c.eval.max_test = 0  # >0: test on the first examples of test only
-    c.eval.l2_grid = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # candidate L2 strengths of the probe
-    c.eval.probe_steps = 100  # full-batch L-BFGS steps of the probe
-    c.eval.knn_k = 200  # neighbours of the kNN classifier
-    c.eval.knn_temperature = 0.07  # weight exp(cos / T) of each neighbour
     c.eval.batch_size = 1000  # feature extraction batch
     c.eval.evaluators = ("linear_probe", "knn", "fewshot")  # parts of eval.json; + linear_probe_genrep
-    c.eval.fewshot_shots = (1, 5, 10, 25)  # examples per class of the few-shot ridge regressions
-    c.eval.fewshot_seeds = 3  # draws of the few-shot examples (mean ± std over them)
-    c.eval.fewshot_l2 = 1024.0  # ridge strength of the few-shot regression (big_vision: 2^10, fixed)
-    c.eval.genrep_epochs = 100  # linear_probe_genrep: SGD epochs over train (GenRep: 100)
-    c.eval.genrep_lr = 0.1  # linear_probe_genrep: initial learning rate (SupCon/GenRep main_linear)
-    c.eval.genrep_milestones = (60, 75, 90)  # linear_probe_genrep: epochs at which lr is multiplied by decay
-    c.eval.genrep_decay = 0.2  # linear_probe_genrep: learning-rate factor at each milestone
-    c.eval.genrep_batch_size = 256  # linear_probe_genrep: minibatch size
-    c.eval.genrep_augment = True  # linear_probe_genrep: random crops + flips of train images (else features)
-    c.eval.genrep_crop_scale_min = 0.2  # linear_probe_genrep: crop scale lower bound (GenRep: 0.2)
+    # One section per evaluator (its module in evaluators/ checks it):
+    c.eval.linear_probe = ml_collections.ConfigDict()
+    c.eval.linear_probe.val_fraction = 0.1  # fraction of train held out to choose the L2 strength
+    c.eval.linear_probe.l2_grid = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # candidate L2 strengths
+    c.eval.linear_probe.steps = 1000  # most L-BFGS steps; the probe stops at its gradient tolerance
+    c.eval.knn = ml_collections.ConfigDict()
+    c.eval.knn.k = 200  # neighbours of the kNN classifier
+    c.eval.knn.temperature = 0.07  # weight exp(cos / T) of each neighbour
+    c.eval.fewshot = ml_collections.ConfigDict()
+    c.eval.fewshot.shots = (1, 5, 10, 25)  # examples per class of the few-shot ridge regressions
+    c.eval.fewshot.seeds = 3  # draws of the few-shot examples (mean ± std over them)
+    c.eval.fewshot.l2 = 1024.0  # ridge strength of the few-shot regression (big_vision: 2^10, fixed)
+    c.eval.linear_probe_genrep = ml_collections.ConfigDict()  # GenRep's SGD probe
+    c.eval.linear_probe_genrep.epochs = 100  # SGD epochs over train (GenRep: 100)
+    c.eval.linear_probe_genrep.lr = 0.1  # initial learning rate (SupCon/GenRep main_linear)
+    c.eval.linear_probe_genrep.milestones = (60, 75, 90)  # epochs at which lr is multiplied by decay
+    c.eval.linear_probe_genrep.decay = 0.2  # learning-rate factor at each milestone
+    c.eval.linear_probe_genrep.batch_size = 256  # minibatch size
+    c.eval.linear_probe_genrep.augment = True  # random crops + flips of train images (else features)
+    c.eval.linear_probe_genrep.crop_scale_min = 0.2  # crop scale lower bound (GenRep: 0.2)
     return c
 
 
 def study_base() -> ml_collections.ConfigDict:
-    """The fields of a study config (a list of runs compared in one table; see study.py)."""
+    """The fields of a study config (a list of runs compared in one table; see studies/run.py)."""
     c = ml_collections.ConfigDict()
     c.study = ""  # title of the comparison
     c.runs = ml_collections.ConfigDict()  # run name -> experiment config; each goes to DIR/NAME/
     c.kinds = ml_collections.ConfigDict()  # run name -> generated | real | random (probed) | "" (not)
     # A swept value: run name -> x (the runs not named are drawn as baselines); results.png
-    # is then a line plot against x (study.py).
+    # is then a line plot against x (studies/report.py).
     c.x = ml_collections.ConfigDict()
     c.x_label = "x"  # the x-axis label
     c.x_log = False  # a log-scale x-axis
@@ -180,13 +191,13 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.model.proj_dim = 16
     c.eval.max_train = 500
     c.eval.max_test = 200
-    c.eval.probe_steps = 20
-    c.eval.knn_k = 10
+    c.eval.linear_probe.steps = 20
+    c.eval.knn.k = 10
     c.eval.batch_size = 256
-    c.eval.fewshot_shots = (1, 5)
-    c.eval.genrep_epochs = 2
-    c.eval.genrep_milestones = (1,)
-    c.eval.genrep_batch_size = 64
+    c.eval.fewshot.shots = (1, 5)
+    c.eval.linear_probe_genrep.epochs = 2
+    c.eval.linear_probe_genrep.milestones = (1,)
+    c.eval.linear_probe_genrep.batch_size = 64
     return c
 
 
@@ -219,138 +230,21 @@ def parse_options(arg: str | None, defaults: dict) -> dict:
     return options
 
 
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"config key {key}: {message}")
-
-
-def _choice(c, key: str, choices) -> None:
-    value = c
-    for part in key.split("."):
-        value = value[part]
-    _check(value in choices, key, f"{value!r} is not one of {tuple(choices)}")
-
-
-def _check_source(c: ml_collections.ConfigDict) -> None:
-    """data.source: one of SOURCES, or a directory holding an export (checked against the views)."""
-    from data import export
-
-    source = c.data.source
-    if source in SOURCES:
-        return
-    meta = export.metadata(source) if isinstance(source, str) else None
-    _check(meta is not None, "data.source",
-           f"{source!r} is neither one of {SOURCES} nor a directory written by python -m data.export "
-           f"(no {export.META_FILE} in it)")
-    _check(c.views.num_views <= meta["num_views"], "views.num_views",
-           f"{c.views.num_views} views asked, the export {source} holds {meta['num_views']} per anchor")
-    _check(c.loss.name != "supcon" or meta["num_classes"] > 0, "loss.name",
-           f"supcon needs classes; the export {source} comes from an unconditional generator")
-
-
-def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: int = 1) -> None:
-    """Rejects impossible values, naming the key; called before any compute."""
-    if "study" in c:
-        _validate_study(c)
-        return
-    _choice(c, "task", TASKS)
-    _choice(c, "parallel", PARALLEL)
-    _check_source(c)
-    _check(not c.data.subset or (c.task == "contrastive" and c.data.source != "generator"),
-           "data.subset", "selects rows of a dataset: data.source must be real or an export")
-    _check(not c.data.subset or os.path.isfile(os.path.join(c.data.subset, "indices.npy")),
-           "data.subset", f"{c.data.subset!r} holds no indices.npy (python -m evaluators.prune "
-           "writes one)")
-    _choice(c, "generator.init", ("checkpoint", "random"))
-    _choice(c, "views.latent", LATENT_KINDS)
-    _choice(c, "views.pixel", PIXEL_KINDS)
-    _choice(c, "model.encoder", ENCODERS)
-    _choice(c, "loss.name", LOSSES)
-    _choice(c, "optim.name", OPTIMIZERS)
-    _check(c.optim.lr > 0, "optim.lr", f"must be > 0, got {c.optim.lr}")
-    _check(c.optim.weight_decay >= 0, "optim.weight_decay", f"must be ≥ 0, got {c.optim.weight_decay}")
-    _check(0 <= c.optim.momentum < 1, "optim.momentum", f"must be in [0, 1), got {c.optim.momentum}")
-    _check(c.optim.warmup_steps >= 0, "optim.warmup_steps", "must be ≥ 0")
-    _check(c.train.steps >= 0, "train.steps", f"must be ≥ 0, got {c.train.steps}")
-    _check(c.train.batch_size > 0, "train.batch_size", f"must be > 0, got {c.train.batch_size}")
-    _check(c.train.batch_size % num_devices == 0, "train.batch_size",
-           f"{c.train.batch_size} does not divide over {num_devices} devices")
-    _check(c.train.batch_size % num_processes == 0, "train.batch_size",
-           f"{c.train.batch_size} does not divide over {num_processes} processes")
-    _check(c.train.log_every > 0, "train.log_every", "must be > 0")
-    _check(c.train.ckpt_every > 0, "train.ckpt_every", "must be > 0")
-    _check(c.train.keep_checkpoints > 0, "train.keep_checkpoints", "must be > 0")
-    _check(c.views.sigma >= 0, "views.sigma", f"must be ≥ 0, got {c.views.sigma}")
-    _check(all(s >= 0 for s in c.views.sigmas), "views.sigmas", f"must be ≥ 0, got {c.views.sigmas}")
-    _check(c.views.latent != "multi_sigma" or len(c.views.sigmas) > 0, "views.sigmas",
-           "is empty: multi_sigma draws each view's σ from it")
-    _check(c.views.num_views >= 2, "views.num_views", f"must be ≥ 2, got {c.views.num_views}")
-    _check(0 < c.views.crop_scale_min <= 1, "views.crop_scale_min", "must be in (0, 1]")
-    for key in ("jitter_prob", "gray_prob", "blur_prob"):
-        _check(0 <= c.views[key] <= 1, f"views.{key}", f"must be a probability, got {c.views[key]}")
-    _check(c.loss.temperature > 0, "loss.temperature", "must be > 0")
-    _check(c.loss.base_temperature > 0, "loss.base_temperature", "must be > 0")
-    _check(c.data.image_size > 0, "data.image_size", "must be > 0")
-    _check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
-    if c.task in ("generator", "steering") or c.data.source == "generator":
-        from models import generators
-
-        _check(c.generator.family in generators.families(), "generator.family",
-               f"{c.generator.family!r} is not implemented (known: {generators.families()})")
-        _check(c.generator.family != "bigbigan" or c.generator.init != "random"
-               or c.generator.num_classes == 0, "generator.num_classes",
-               "BigBiGAN is unconditional: must be 0")
-    walks = tuple(c.steer.walks)
-    _check(bool(walks) and len(set(walks)) == len(walks) and set(walks) <= set(WALK_DIMS),
-           "steer.walks", f"{walks} must be distinct names from {tuple(WALK_DIMS)}")
-    for key in ("color", "shift", "rotate"):
-        _check(c.steer[key] >= 0, f"steer.{key}", f"must be ≥ 0, got {c.steer[key]}")
-    _check(c.steer.zoom >= 1, "steer.zoom", f"must be ≥ 1 (a factor), got {c.steer.zoom}")
-    generated = c.task == "contrastive" and c.data.source == "generator"
-    if generated or c.task == "steering":
-        _check(c.generator.init == "random" or bool(c.generator.checkpoint), "generator.checkpoint",
-               "is empty: name a generator directory, or set generator.init=random")
-    if generated and c.views.latent == "steer":
-        _check(bool(c.views.walks), "views.walks",
-               "is empty: name a steering run's workdir (configs/steering.py), or random")
-    if generated:
-        unconditional = c.generator.init == "random" and c.generator.num_classes == 0
-        _check(not (c.loss.name == "supcon" and unconditional), "loss.name",
-               "supcon needs a class-conditional generator")
-        _check(not (c.views.latent in CONDITIONAL_KINDS and unconditional), "views.latent",
-               f"{c.views.latent} keeps the anchor's class and needs a class-conditional generator "
-               "(generator.num_classes > 0)")
-    _check(c.loss.name != "clip_latent" or c.data.source != "real", "loss.name",
-           "clip_latent pairs images with their latents: data.source must be generator or an export")
-    _check(c.loss.clip_init_temperature > 0, "loss.clip_init_temperature", "must be > 0")
-    _check(c.loss.clip_max_logit_scale >= 1 / c.loss.clip_init_temperature, "loss.clip_max_logit_scale",
-           "must be ≥ 1 / loss.clip_init_temperature")
-    _check(c.model.latent_layers >= 1, "model.latent_layers", "must be ≥ 1")
-    _check(0 < c.eval.val_fraction < 1, "eval.val_fraction", "must be in (0, 1)")
-    _check(all(v > 0 for v in c.eval.l2_grid), "eval.l2_grid", "strengths must be > 0")
-    _check(c.eval.knn_k > 0, "eval.knn_k", "must be > 0")
-    _check(c.views.num_anchors >= 0, "views.num_anchors", f"must be ≥ 0, got {c.views.num_anchors}")
-    from eval import EVALUATORS  # the registry of eval.py (evaluated lazily: eval.py imports configs)
-
-    for name in c.eval.evaluators:
-        _check(name in EVALUATORS, "eval.evaluators", f"{name!r} is not one of {tuple(EVALUATORS)}")
-    _check(len(c.eval.fewshot_shots) > 0 and all(k > 0 for k in c.eval.fewshot_shots),
-           "eval.fewshot_shots", "must be a non-empty list of counts > 0")
-    _check(c.eval.fewshot_seeds > 0, "eval.fewshot_seeds", "must be > 0")
-    _check(c.eval.fewshot_l2 > 0, "eval.fewshot_l2", "must be > 0")
-    _check(c.eval.genrep_epochs > 0, "eval.genrep_epochs", "must be > 0")
-    _check(c.eval.genrep_lr > 0, "eval.genrep_lr", "must be > 0")
-    _check(c.eval.genrep_batch_size > 0, "eval.genrep_batch_size", "must be > 0")
-    _check(0 < c.eval.genrep_crop_scale_min <= 1, "eval.genrep_crop_scale_min", "must be in (0, 1]")
-
-
-def _validate_study(c: ml_collections.ConfigDict) -> None:
-    names = list(c.runs.keys())
-    for name in c.x.keys():
-        _check(name in names, "x", f"{name!r} names no run of the study")
-    if c.fidelity.encoder.startswith("@"):
-        _check(c.fidelity.encoder[1:] in names, "fidelity.encoder",
-               f"{c.fidelity.encoder!r} names no run of the study")
-    _check(c.fidelity.k >= 1, "fidelity.k", f"must be ≥ 1, got {c.fidelity.k}")
-    _check(c.fidelity.samples > c.fidelity.k, "fidelity.samples",
-           f"must be > fidelity.k = {c.fidelity.k}, got {c.fidelity.samples}")
+def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A run directory's config as this version reads it: keys renamed since it was written
+    moved to their new place (RENAMED), and `eval` keys it predates filled in from base()."""
+    for old, new in RENAMED.items():
+        old_key, (_, section, key) = old.split(".")[1], new.split(".")
+        if old_key in config.eval:
+            if section not in config.eval:
+                config.eval[section] = ml_collections.ConfigDict()
+            config.eval[section][key] = config.eval[old_key]
+            del config.eval[old_key]
+    for key, default in base().eval.items():
+        if key not in config.eval:
+            config.eval[key] = default
+        elif isinstance(default, ml_collections.ConfigDict):
+            for sub, value in default.items():
+                if sub not in config.eval[key]:
+                    config.eval[key][sub] = value
+    return config

@@ -40,22 +40,52 @@ def _gray(image: jax.Array) -> jax.Array:
     return image @ jnp.array([0.299, 0.587, 0.114], image.dtype)
 
 
+CROP_ATTEMPTS = 10  # torchvision's number of tries before its centre-crop fallback
+
+
+def crop_box(key: jax.Array, h: int, w: int, scale: tuple[float, float],
+             ratio: tuple[float, float]) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """(top, left, crop_h, crop_w) in whole pixels, drawn as torchvision's
+    RandomResizedCrop.get_params draws them.
+
+    torchvision tries up to 10 (area, aspect) draws, keeps the first whose rounded
+    box fits in the image, and otherwise falls back to the largest centre crop
+    with an aspect inside `ratio`. Here the 10 tries are drawn at once and the first
+    fitting one is selected, which keeps shapes static under jit and gives the same
+    distribution of boxes.
+    """
+    k_area, k_ratio, k_y, k_x = jax.random.split(key, 4)
+    area = jax.random.uniform(k_area, (CROP_ATTEMPTS,), minval=scale[0], maxval=scale[1]) * h * w
+    aspect = jnp.exp(jax.random.uniform(k_ratio, (CROP_ATTEMPTS,), minval=math.log(ratio[0]),
+                                        maxval=math.log(ratio[1])))
+    crop_w = jnp.round(jnp.sqrt(area * aspect))
+    crop_h = jnp.round(jnp.sqrt(area / aspect))
+    fits = (crop_w > 0) & (crop_w <= w) & (crop_h > 0) & (crop_h <= h)
+    first = jnp.argmax(fits)
+    # Centre-crop fallback: the whole image, narrowed to the nearest aspect in `ratio`.
+    in_ratio = w / h
+    if in_ratio < min(ratio):
+        fb_w, fb_h = w, round(w / min(ratio))
+    elif in_ratio > max(ratio):
+        fb_w, fb_h = round(h * max(ratio)), h
+    else:
+        fb_w, fb_h = w, h
+    found = fits.any()
+    crop_h = jnp.where(found, crop_h[first], fb_h)
+    crop_w = jnp.where(found, crop_w[first], fb_w)
+    # torchvision: randint(0, h - crop_h + 1), uniform over the whole-pixel offsets.
+    top = jnp.floor(jax.random.uniform(k_y, ()) * (h - crop_h + 1))
+    left = jnp.floor(jax.random.uniform(k_x, ()) * (w - crop_w + 1))
+    top = jnp.where(found, top, (h - fb_h) // 2)
+    left = jnp.where(found, left, (w - fb_w) // 2)
+    return top, left, crop_h, crop_w
+
+
 def random_resized_crop(key: jax.Array, image: jax.Array, out_size: int,
                         scale: tuple[float, float], ratio: tuple[float, float]) -> jax.Array:
-    """Crops a random box of area fraction in `scale` and aspect in `ratio`, resized to out_size.
-
-    Like torchvision's, but draws one box and clips it to the image instead of
-    retrying, which keeps the shapes static under jit.
-    """
-    h, w = image.shape[:2]
-    k_area, k_ratio, k_y, k_x = jax.random.split(key, 4)
-    area = jax.random.uniform(k_area, (), minval=scale[0], maxval=scale[1]) * h * w
-    log_ratio = jax.random.uniform(k_ratio, (), minval=math.log(ratio[0]), maxval=math.log(ratio[1]))
-    aspect = jnp.exp(log_ratio)
-    crop_w = jnp.clip(jnp.sqrt(area * aspect), 1.0, w)
-    crop_h = jnp.clip(jnp.sqrt(area / aspect), 1.0, h)
-    top = jax.random.uniform(k_y, ()) * (h - crop_h)
-    left = jax.random.uniform(k_x, ()) * (w - crop_w)
+    """A random box of area fraction in `scale` and aspect in `ratio` (drawn as
+    torchvision draws it, see `crop_box`), resized to out_size × out_size."""
+    top, left, crop_h, crop_w = crop_box(key, image.shape[0], image.shape[1], scale, ratio)
     return crop_and_resize(image, top, left, crop_h, crop_w, out_size)
 
 
