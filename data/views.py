@@ -14,12 +14,24 @@ sampler named by `views.latent` (GenRep's view types):
 - `multi_sigma`: a Gaussian neighbour whose σ is drawn, per view, uniformly from
   the list `views.sigmas`;
 - `steer`: the anchor moved by every learned steering walk (colour, zoom, shift,
-  rotation; models/walks.py), each view with its own random steps.
+  rotation; data/walks.py), each view with its own random steps.
+
+With `views.anchor_view` the first view is the anchor itself and only the others
+come from the sampler: GenRep's pairs (its `GansetDataset` pairs the anchor image
+G(z) with one neighbour G(z + σε)). Without it every view is drawn, so two
+Gaussian views sit √2·σ apart in expectation, not σ: at equal σ the two forms are
+different points of GenRep's σ axis.
 
 A sampler is `fn(key, anchor, spec) -> (num_views, z_dim)`, registered in
 `SAMPLERS`; a new view type is one more entry there (and a field of `ViewSpec`
 for its parameters). Everything here draws from one key per *example*, so that
-an example's views do not depend on which device generates them.
+an example's views do not depend on which device generates them: `example_keys`
+makes them from (seed, step, global example index), and `index_batches` feeds
+those indices to a step that generates its own data. With `views.num_anchors = N`
+an example draws one of N fixed pool instances instead (`pool_keys`).
+
+A generator's images are in [-1, 1]; `to_unit` and `to_uint8` are the one place
+they are brought to [0, 1] (what pixel views and encoders take) or to uint8.
 """
 
 from __future__ import annotations
@@ -30,8 +42,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 TRUNCATION_BOUND = 2.0
+POOL_STREAM = 2**31 - 1  # the "step" whose keys are the pool instances' (training never reaches it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +57,14 @@ class ViewSpec:
     sigma: float = 0.2
     sigmas: tuple[float, ...] = ()
     truncation: float = 1.0
-    walks: Any = dataclasses.field(default=None, compare=False)  # models.walks.Walks, for `steer`
+    anchor_view: bool = False  # the first view is the anchor itself (GenRep's form)
+    walks: Any = dataclasses.field(default=None, compare=False)  # data.walks.Walks, for `steer`
 
     @classmethod
     def from_config(cls, c, walks=None) -> ViewSpec:
         return cls(kind=c.views.latent, num_views=c.views.num_views, sigma=c.views.sigma,
-                   sigmas=tuple(c.views.sigmas), truncation=c.generator.truncation, walks=walks)
+                   sigmas=tuple(c.views.sigmas), truncation=c.generator.truncation,
+                   anchor_view=bool(c.views.anchor_view), walks=walks)
 
 
 def truncated_normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -107,6 +123,9 @@ def check(spec: ViewSpec, num_classes: int) -> None:
                          "class-conditional generator; this one is unconditional")
     if spec.kind == "multi_sigma" and not spec.sigmas:
         raise ValueError("views.latent='multi_sigma' draws σ from views.sigmas, which is empty")
+    if spec.anchor_view and spec.num_views < 2:
+        raise ValueError("views.anchor_view=True keeps the anchor as the first view and needs "
+                         f"views.num_views ≥ 2, got {spec.num_views}")
     if spec.kind == "steer" and spec.walks is None:
         raise ValueError("views.latent=steer needs steering walks (config key views.walks)")
 
@@ -123,7 +142,13 @@ def sample(key: jax.Array, spec: ViewSpec, *, z_dim: int, num_classes: int) -> d
     anchor = spec.truncation * truncated_normal(k_anchor, (z_dim,))
     label = (jax.random.randint(k_label, (), 0, num_classes) if num_classes
              else jnp.zeros((), jnp.int32))
-    return {"anchor": anchor, "views": SAMPLERS[spec.kind](k_views, anchor, spec), "label": label}
+    if spec.anchor_view:
+        drawn = SAMPLERS[spec.kind](k_views, anchor,
+                                    dataclasses.replace(spec, num_views=spec.num_views - 1))
+        views = jnp.concatenate([anchor[None], drawn])
+    else:
+        views = SAMPLERS[spec.kind](k_views, anchor, spec)
+    return {"anchor": anchor, "views": views, "label": label}
 
 
 def example_keys(seed: int, step: jax.Array | int, index: jax.Array) -> jax.Array:
@@ -136,3 +161,34 @@ def instances(keys: jax.Array, spec: ViewSpec, *, z_dim: int, num_classes: int) 
     """`sample` for each example key (its latent stream: fold_in(key, 0)); leading axis = examples."""
     return jax.vmap(lambda k: sample(jax.random.fold_in(k, 0), spec, z_dim=z_dim,
                                      num_classes=num_classes))(keys)
+
+
+def pool_index(keys: jax.Array, num_anchors: int) -> jax.Array:
+    """Which of `num_anchors` pool instances (0 … N-1) each example key draws."""
+    return jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 2), (), 0, num_anchors))(keys)
+
+
+def pool_keys(seed: int, keys: jax.Array, num_anchors: int) -> jax.Array:
+    """The keys of the pool instances the examples draw: a pool instance always has the
+    same key, hence the same latents and class (a finite generated dataset)."""
+    pool = jax.random.fold_in(jax.random.key(seed), POOL_STREAM)
+    return jax.vmap(lambda i: jax.random.fold_in(pool, i))(pool_index(keys, num_anchors))
+
+
+def index_batches(batch_size: int, process_index: int, process_count: int):
+    """Batches of generated instances: this process's global example indices, every step
+    the same, since (seed, step, index) keys all their randomness."""
+    local = batch_size // process_count
+    index = (process_index * local + np.arange(local)).astype(np.int32)
+    while True:
+        yield {"index": index}
+
+
+def to_unit(images: jax.Array) -> jax.Array:
+    """A generator's images in [-1, 1] → [0, 1]."""
+    return (images + 1.0) / 2.0
+
+
+def to_uint8(images: jax.Array) -> jax.Array:
+    """A generator's images in [-1, 1] → uint8, rounded, as real images are stored."""
+    return jnp.round(jnp.clip((images + 1.0) * 127.5, 0, 255)).astype(jnp.uint8)

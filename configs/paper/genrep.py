@@ -34,6 +34,7 @@ def base(arg: str | None) -> tuple:
     c.data.load_size = 128
     c.generator.truncation = 1.0
     c.views.latent = "gaussian"
+    c.views.anchor_view = True  # GenRep's pairs: the anchor G(z) and a neighbour G(z + σε)
     c.views.pixel = "simclr"
     c.views.crop_scale_min = 0.2
     c.model.encoder = "resnet50"

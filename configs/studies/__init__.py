@@ -41,7 +41,8 @@ class Study:
 
     def generated(self, name: str, *, loss: str = "ntxent", sigma: float = 0.5,
                   latent: str = "gaussian", pixel: str = "simclr", num_anchors: int = 0,
-                  num_views: int = 2, sigmas: tuple[float, ...] | None = None):
+                  num_views: int = 2, sigmas: tuple[float, ...] | None = None,
+                  anchor_view: bool = False):
         """A run on views of the study's generator (the quickstart's NT-Xent, σ = 0.5, latent
         and pixel views by default); a smoke study uses a random small G."""
         cfg = self._scaled(genviews.get_config("smoke" if self.smoke else None))
@@ -54,6 +55,7 @@ class Study:
         cfg.views.pixel = pixel
         cfg.views.num_anchors = num_anchors
         cfg.views.num_views = num_views
+        cfg.views.anchor_view = anchor_view
         if sigmas is not None:
             cfg.views.sigmas = sigmas
         self.config.runs[name] = cfg

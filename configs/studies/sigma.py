@@ -28,7 +28,7 @@ def get_config(arg: str | None = None):
     s = Study("σ: accuracy and view fidelity against the Gaussian neighbour's σ", arg)
     sigmas = SMOKE_SIGMAS if s.smoke else SIGMAS
     for sigma in sigmas:
-        s.generated(run_name(sigma), sigma=sigma)
+        s.generated(run_name(sigma), sigma=sigma, anchor_view=True)
     s.real("real_simclr")
     s.real("random", steps=0)
     s.sweep({run_name(sigma): sigma for sigma in sigmas}, label="σ", log=True)
