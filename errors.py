@@ -11,3 +11,9 @@ class ConfigError(UserError, ValueError):
 
 class NonFiniteLoss(UserError):
     """Training diverged; the last good checkpoint is kept."""
+
+
+def check(ok: bool, key: str, message: str) -> None:
+    """A ConfigError naming the config `key` unless `ok`: the form of every config check."""
+    if not ok:
+        raise ConfigError(f"config key {key}: {message}")

@@ -46,17 +46,21 @@ def multi_positive(rows: jax.Array, columns: jax.Array, positives: jax.Array,
     return jnp.where(count > 0, -total / jnp.maximum(count, 1), 0.0)
 
 
+# The contrastive losses, by what makes two views positives: the same instance, or the same class.
+POSITIVES = {"ntxent": "instance", "supcon": "class", "multipos": "instance"}
+
+
 def positive_mask(loss_name: str, row_ids: jax.Array, column_ids: jax.Array,
                   row_labels: jax.Array | None = None,
                   column_labels: jax.Array | None = None) -> jax.Array:
-    """Which columns are positives of each row.
+    """Which columns are positives of each row (POSITIVES).
 
     `ntxent` and `multipos`: views of the same instance (equal ids); `supcon`:
     views with the same label.
     """
-    if loss_name in ("ntxent", "multipos"):
+    if POSITIVES.get(loss_name) == "instance":
         return row_ids[:, None] == column_ids[None, :]
-    if loss_name == "supcon":
+    if POSITIVES.get(loss_name) == "class":
         if row_labels is None or column_labels is None:
             raise ValueError("loss.name='supcon' needs labels "
                              "(a conditional generator or a labelled dataset)")

@@ -3,7 +3,7 @@
     python benchmarks/train_step.py --config configs/genviews.py:smoke [--steps 20] \
         [--config.train.batch_size=128 ...]
 
-Prints one JSON line. Uses the same task, runner and host batches as train.py.
+Prints one JSON line. Uses the same task, runner and host batches as the training loop (tasks/loop.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import tasks  # noqa: E402
-from parallel import Runner  # noqa: E402
+from tasks.parallel import Runner  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file[:args]")
 _STEPS = flags.DEFINE_integer("steps", 20, "timed steps after the first (compiling) one")

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from data import shapes
+from data import export, shapes
 from errors import ConfigError, UserError
 
 IMAGENET100 = "imagenet100"
@@ -114,11 +114,9 @@ def load(name: str, split: str, *, image_size: int, data_dir: str = "",
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from data import export
-
     tf.config.set_visible_devices([], "GPU")  # TF only decodes; the accelerators are JAX's
     if os.path.isdir(name) and export.metadata(name) is not None:
-        return export.anchors(name, split, image_size=image_size, max_examples=max_examples)
+        return _export_anchors(name, split, image_size=image_size, max_examples=max_examples)
     builder = _builder(name, data_dir)
     if max_examples:
         split = f"{split}[:{max_examples}]" if "[" not in split else split
@@ -150,51 +148,24 @@ def load(name: str, split: str, *, image_size: int, data_dir: str = "",
                    labels=np.concatenate(labels).astype(np.int32), num_classes=num_classes)
 
 
-def subset(dataset: Dataset, directory: str) -> Dataset:
-    """The rows of `dataset` that `python -m evaluators.prune` selected into `directory`
-    (its indices.npy, in the order chosen), with the labels it selected them under
-    (labels.npy: noisy ones when it added label noise). Config key data.subset."""
-    paths = {k: os.path.join(directory, f"{k}.npy") for k in ("indices", "labels")}
-    missing = [p for p in paths.values() if not os.path.isfile(p)]
-    if missing:
-        raise ConfigError(f"config key data.subset: {missing[0]} does not exist (a directory "
-                          "written by python -m evaluators.prune is expected)")
-    indices, labels = np.load(paths["indices"]), np.load(paths["labels"])
-    summary_path = os.path.join(directory, "summary.json")
-    if dataset.latents is not None and os.path.isfile(summary_path):  # an export: the same one?
-        import json
-
-        with open(summary_path) as f:
-            source = json.load(f).get("dataset", "")
-        if os.path.isdir(source) and os.path.abspath(source) != dataset.name:
-            raise ConfigError(f"config key data.subset: {directory} was selected from {source}, "
-                              f"not from data.source={dataset.name}")
-    if not np.issubdtype(indices.dtype, np.integer):
-        raise ConfigError(f"config key data.subset: {paths['indices']} holds {indices.dtype}, "
-                          "not row indices")
-    if len(labels) != len(dataset):
-        raise ConfigError(f"config key data.subset: {directory} was selected from {len(labels)} "
-                          f"examples, but {dataset.name} ({dataset.split}) has {len(dataset)}")
-    if indices.ndim != 1 or not len(indices) or indices.min() < 0 or indices.max() >= len(dataset):
-        raise ConfigError(f"config key data.subset: {paths['indices']} is not a list of rows "
-                          f"of a dataset of {len(dataset)} examples")
-    return dataclasses.replace(
-        dataset, split=f"{dataset.split}/subset", images=dataset.images[indices],
-        labels=labels[indices].astype(np.int32),
-        latents=None if dataset.latents is None else dataset.latents[indices])
+def _export_anchors(directory: str, split: str, *, image_size: int, max_examples: int = 0) -> Dataset:
+    """An export's anchor images as a labelled dataset (to probe or prune it), at `image_size`;
+    each label is the class the generator was asked for."""
+    rows, meta = export.anchors(directory, split, max_examples=max_examples)
+    images = rows["anchor"]
+    if images.shape[1] != image_size:
+        images = np.stack([np.asarray(resize_and_crop(im, image_size)) for im in images])
+    return Dataset(name=os.path.abspath(directory), split="train", images=images,
+                   labels=rows["label"].astype(np.int32), num_classes=meta["num_classes"])
 
 
-def train_val_split(dataset: Dataset, val_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """Carves a validation set out of a training set (for choosing probe hyperparameters)."""
-    n = len(dataset)
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * val_fraction)))
-    parts = []
-    for rows, suffix in ((order[n_val:], "train"), (order[:n_val], "val")):
-        rows = np.sort(rows)
-        parts.append(dataclasses.replace(dataset, split=f"{dataset.split}/{suffix}",
-                                         images=dataset.images[rows], labels=dataset.labels[rows]))
-    return parts[0], parts[1]
+def from_export(directory: str, *, num_views: int, max_examples: int = 0) -> Dataset:
+    """An export for training: `images` (N, num_views, S, S, 3) (its first num_views views),
+    `labels`, and `latents` (N, num_views, z_dim)."""
+    rows, meta = export.training_rows(directory, num_views=num_views, max_examples=max_examples)
+    return Dataset(name=os.path.abspath(directory), split="train", images=rows["views"],
+                   labels=rows["label"].astype(np.int32), num_classes=meta["num_classes"],
+                   latents=rows["views_z"])
 
 
 def batches(dataset: Dataset, global_batch: int, *, seed: int, start_step: int = 0,

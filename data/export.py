@@ -29,9 +29,13 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from data import views  # noqa: E402
 from errors import UserError  # noqa: E402
+from models import generators  # noqa: E402
 
 META_FILE = "export.json"
 FORMAT = "genviews_export/1"
@@ -67,10 +71,6 @@ def _features(num_views: int, resolution: int, z_dim: int):
 
 def _renderer(generator, spec, seed: int):
     """jit(index (B,) -> the batch's anchors, views (uint8), their latents and classes)."""
-    import jax
-    import jax.numpy as jnp
-
-    from data import views
 
     @jax.jit
     def render(index):
@@ -80,7 +80,7 @@ def _renderer(generator, spec, seed: int):
         z = jnp.concatenate([inst["anchor"][:, None], inst["views"]], 1)  # (B, 1 + K, z)
         y = jnp.repeat(inst["label"], z.shape[1])
         images = g.apply(g.params, z.reshape(-1, g.z_dim), y, spec.truncation)
-        images = jnp.round(jnp.clip((images + 1.0) * 127.5, 0, 255)).astype(jnp.uint8)
+        images = views.to_uint8(images)
         images = images.reshape(z.shape[:2] + images.shape[1:])
         return {"anchor": images[:, 0], "views": images[:, 1:], "anchor_z": inst["anchor"],
                 "views_z": inst["views"], "label": inst["label"]}
@@ -142,8 +142,6 @@ class ExportSpec:
 
 def _check_request(generator_dir: str, out: str, e: ExportSpec) -> None:
     """Refuses bad numbers, a missing generator and a non-empty OUT, before any work."""
-    from data import views
-
     for flag, value, low in (("--num_anchors", e.num_anchors, 1), ("--num_views", e.num_views, 2),
                              ("--batch_size", e.batch_size, 1), ("--seed", e.seed, 0)):
         if value < low:
@@ -168,9 +166,6 @@ def export(generator_dir: str, out: str, e: ExportSpec) -> dict:
     generator_dir, out = os.path.abspath(generator_dir), os.path.abspath(out)
     _check_request(generator_dir, out, e)
     import tensorflow_datasets as tfds
-
-    from data import views
-    from models import generators
 
     g = generators.load(generator_dir)
     spec = views.ViewSpec(kind=e.latent, num_views=e.num_views, sigma=e.sigma, sigmas=e.sigmas,
@@ -220,44 +215,35 @@ def read(directory: str, start: int = 0, stop: int | None = None) -> dict[str, n
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
-def _metadata_or_fail(directory: str) -> dict:
+def require(directory: str) -> dict:
+    """OUT/export.json of an export; a UserError when `directory` holds none."""
     meta = metadata(directory)
     if meta is None:
         raise UserError(f"{directory} is not an export of python -m data.export ({META_FILE} is missing)")
     return meta
 
 
-def load(directory: str, *, num_views: int, max_examples: int = 0):
-    """An export as a `datasets.Dataset` for training: `images` (N, num_views, S, S, 3)
-    (its first num_views views), `labels`, and `latents` (N, num_views, z_dim)."""
-    from data import datasets
-
-    meta = _metadata_or_fail(directory)
+def training_rows(directory: str, *, num_views: int, max_examples: int = 0) -> tuple[dict, dict]:
+    """(rows, export.json) of an export for training: rows `views` (its first num_views
+    views of each anchor), `views_z` (their latents) and `label`."""
+    meta = require(directory)
     if num_views > meta["num_views"]:
         raise UserError(f"{directory} holds {meta['num_views']} views per anchor; {num_views} asked")
     rows = read(directory, 0, max_examples or None)
-    return datasets.Dataset(name=os.path.abspath(directory), split="train",
-                            images=rows["views"][:, :num_views],
-                            labels=rows["label"].astype(np.int32), num_classes=meta["num_classes"],
-                            latents=rows["views_z"][:, :num_views])
+    return {"views": rows["views"][:, :num_views], "views_z": rows["views_z"][:, :num_views],
+            "label": rows["label"]}, meta
 
 
-def anchors(directory: str, split: str, *, image_size: int, max_examples: int = 0):
-    """An export's anchor images as a labelled `datasets.Dataset` (to probe or prune it),
-    at `image_size`; each label is the class the generator was asked for. An export has
-    one split, `train`: any other is refused (it must not stand in for a test split)."""
-    from data import datasets
-
-    meta = _metadata_or_fail(directory)
+def anchors(directory: str, split: str, *, max_examples: int = 0) -> tuple[dict, dict]:
+    """(rows, export.json) of an export's anchors: rows `anchor` (images) and `label` (the
+    class the generator was asked for). An export has one split, `train`: any other is
+    refused (it must not stand in for a test split)."""
+    meta = require(directory)
     if split != "train":
         raise UserError(f"{directory} is an export of generated views: it has only the split "
                         f"'train' ({split!r} asked)")
     rows = read(directory, 0, max_examples or None)
-    images = rows["anchor"]
-    if images.shape[1] != image_size:
-        images = np.stack([np.asarray(datasets.resize_and_crop(im, image_size)) for im in images])
-    return datasets.Dataset(name=os.path.abspath(directory), split="train", images=images,
-                            labels=rows["label"].astype(np.int32), num_classes=meta["num_classes"])
+    return {"anchor": rows["anchor"], "label": rows["label"]}, meta
 
 
 def main(argv) -> None:

@@ -9,9 +9,10 @@ moves a latent to z + αᵀw ("On the steerability of GANs", Jahanian et al., IC
     DIR/walks.json   {"z_dim": Z, "names": [...], "ranges": {...}, "generator": PATH}
     DIR/walks/       an Orbax checkpoint of {name: (dims, z_dim) direction}
 
-A steering run's workdir is such a DIR; `load(DIR)` reads it back. A walk is
-only trained to imitate its edit over the step ranges it saw, so views draw
-their steps from the ranges stored with the walks.
+A steering run's workdir is such a DIR, and this module is the one that reads
+and writes it: `save`, and `load(DIR)`. A walk is only trained to imitate its
+edit over the step ranges it saw, so views draw their steps from the ranges
+stored with the walks.
 """
 
 from __future__ import annotations

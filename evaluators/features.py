@@ -1,38 +1,29 @@
-"""Frozen encoder features of labelled images, and the encoder restored from a run."""
+"""Frozen encoder features of labelled images, and the encoder restored from a run.
+
+`load(DIR)` is the one path from a run directory to features: the run's config
+(renamed keys moved, missing eval keys filled in), its encoder restored from the
+latest checkpoint on one device, and `extract` in the run's image size.
+"""
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
-from data import pixel
+from configs import common
+from data import datasets, pixel, rundir
 from errors import UserError
 from models import encoders
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise UserError(f"{workdir} is not a run directory: {path} is missing")
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
-
-
-def restore_on_one_device(manager: ocp.CheckpointManager, step: int):
-    """The pytree of checkpoint `step` on this host's first device, whatever topology
-    (devices, hosts) saved it: a run trained on 8 GPUs is evaluated on one CPU."""
-    path = os.path.join(str(manager.directory), str(step), "default")
-    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
-    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
-                          metadata)
-    return manager.restore(step, args=ocp.args.StandardRestore(target))
+    """The config of the run in `workdir`, as this version reads it (configs.common.upgrade)."""
+    return common.upgrade(rundir.read_config(workdir))
 
 
 def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False):
@@ -40,15 +31,15 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False):
     if config.task != "contrastive":
         raise UserError(f"{workdir} trained task={config.task!r}; eval.py evaluates encoders "
                         "of contrastive runs")
-    directory = os.path.join(os.path.abspath(workdir), "checkpoints")
-    manager = ocp.CheckpointManager(directory)
+    manager = rundir.checkpoints(workdir)
+    directory = str(manager.directory)
     step = manager.latest_step()
     if step is None:
         raise UserError(f"{workdir} has no checkpoint in {directory}: train it first")
     if step < config.train.steps and not allow_unfinished:
         raise UserError(f"{workdir} is unfinished (checkpoint at step {step} of "
                         f"{config.train.steps}): run its train.py command again to finish it")
-    restored = restore_on_one_device(manager, step)
+    restored = rundir.restore_on_one_device(manager, step)
     manager.close()
     variables = {"params": restored["params"]["encoder"],
                  "batch_stats": restored["batch_stats"]["encoder"]}
@@ -57,27 +48,33 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False):
     return encoder, variables, step
 
 
-def _centre(image: jax.Array, image_size: int) -> jax.Array:
-    """The central image_size square of a larger image (Resize + CenterCrop, as torchvision
-    evaluates); an image no larger than image_size is resized to it."""
+def _centre(image: jax.Array, image_size: int, load_size: int) -> jax.Array:
+    """Resize + CenterCrop, as torchvision evaluates: the shorter side resized to
+    `load_size`, then the central image_size square. Real images arrive already at
+    load_size (datasets.load), so only images of another size (a generator's, say) are
+    resized: every image reaches the encoder through this one preprocessing."""
+    if min(image.shape[:2]) != load_size:
+        image = pixel.centre_crop(image, load_size)
     h, w = image.shape[:2]
-    if h >= image_size and w >= image_size:
-        top, left = (h - image_size) // 2, (w - image_size) // 2
-        return image[top:top + image_size, left:left + image_size]
-    return pixel.centre_crop(image, image_size)
+    top, left = (h - image_size) // 2, (w - image_size) // 2
+    return image[top:top + image_size, left:left + image_size]
 
 
 def _encode(encoder, variables, images01: jax.Array) -> jax.Array:
     return encoder.apply(variables, images01 * 2.0 - 1.0, train=False)
 
 
-def extract(encoder, variables, images: np.ndarray, image_size: int, batch_size: int = 1000) -> np.ndarray:
-    """Features (N, d) of uint8 images, centre-cropped to image_size, in fixed-size batches."""
+def extract(encoder, variables, images: np.ndarray, image_size: int, batch_size: int = 1000,
+            load_size: int = 0) -> np.ndarray:
+    """Features (N, d) of uint8 images of any size, resized to `load_size` (0: image_size)
+    and centre-cropped to image_size (`_centre`), in fixed-size batches."""
+    load_size = load_size or image_size
 
     @jax.jit
     def apply(batch):
         x = batch.astype(jnp.float32) / 255.0
-        return _encode(encoder, variables, jax.vmap(lambda im: _centre(im, image_size))(x))
+        return _encode(encoder, variables,
+                       jax.vmap(lambda im: _centre(im, image_size, load_size))(x))
 
     out = []
     n = len(images)
@@ -103,3 +100,43 @@ def augmented(encoder, variables, image_size: int, crop_scale_min: float):
         return _encode(encoder, variables, x)
 
     return embed
+
+
+@dataclasses.dataclass(frozen=True)
+class RunEncoder:
+    """The frozen encoder of a run directory, with what its features need from the run."""
+
+    workdir: str
+    config: Any  # the run's config (ml_collections.ConfigDict)
+    encoder: Any
+    variables: Any
+    step: int
+
+    def dataset(self, name: str, split: str, *, data_dir: str | None = None,
+                max_examples: int = 0) -> datasets.Dataset:
+        """`split` of dataset `name` as this run loads real images (its load size), from the
+        run's TFDS data_dir unless `data_dir` is given."""
+        c = self.config.data
+        return datasets.load(name, split, image_size=c.load_size or c.image_size,
+                             data_dir=c.data_dir if data_dir is None else data_dir,
+                             max_examples=max_examples)
+
+    def extract(self, images: np.ndarray) -> np.ndarray:
+        """Features (N, d) of uint8 images, at the run's image size and eval batch size."""
+        c = self.config.data
+        return extract(self.encoder, self.variables, images, c.image_size,
+                       self.config.eval.batch_size, load_size=c.load_size or c.image_size)
+
+
+def load(workdir: str, *, allow_unfinished: bool = False) -> RunEncoder:
+    """The frozen encoder of the contrastive run in `workdir` (see the module docstring)."""
+    config = load_config(workdir)
+    encoder, variables, step = restore_encoder(workdir, config, allow_unfinished=allow_unfinished)
+    return RunEncoder(workdir, config, encoder, variables, step)
+
+
+def standardize(train, *others, eps: float = 1e-6) -> list:
+    """Zero mean, unit variance per dimension, with the statistics of `train`: `train` and each
+    of `others` so standardised (NumPy or JAX arrays alike)."""
+    mean, std = train.mean(0), train.std(0) + eps
+    return [(x - mean) / std for x in (train, *others)]

@@ -18,11 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from errors import check
+from evaluators.features import standardize
+
 BIAS_CONSTANT = 100.0  # the constant feature: large, so its weight is almost unregularised
 
 
-def _design(x: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
-    x = (x - mean) / std
+def _design(x: jax.Array) -> jax.Array:
     return jnp.pad(x, ((0, 0), (0, 1)), constant_values=BIAS_CONSTANT)
 
 
@@ -42,12 +44,11 @@ def ridge_weights(x: jax.Array, targets: jax.Array, l2: jax.Array) -> jax.Array:
 def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int,
                 l2: float) -> np.ndarray:
     """Predicted classes of test_x from the ridge regression fit on (train_x, train_y)."""
-    x = jnp.asarray(train_x, jnp.float32)
-    mean = x.mean(0, keepdims=True)
-    std = x.std(0, keepdims=True) + 1e-5
+    x, test = standardize(jnp.asarray(train_x, jnp.float32), jnp.asarray(test_x, jnp.float32),
+                          eps=1e-5)
     targets = 2.0 * jax.nn.one_hot(jnp.asarray(train_y), num_classes) - 1.0
-    w = ridge_weights(_design(x, mean, std), targets, jnp.float32(l2))
-    return np.asarray(jnp.argmax(_design(jnp.asarray(test_x, jnp.float32), mean, std) @ w, -1))
+    w = ridge_weights(_design(x), targets, jnp.float32(l2))
+    return np.asarray(jnp.argmax(_design(test) @ w, -1))
 
 
 def shot_indices(labels: np.ndarray, num_classes: int, shots: int, seed: int) -> np.ndarray:
@@ -74,3 +75,18 @@ def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_
         result[f"{k}shot"] = {"top1": float(np.mean(accs)), "std": float(np.std(accs)),
                               "per_seed": accs}
     return result
+
+
+def validate(section) -> None:
+    """Config section eval.fewshot."""
+    check(len(section.shots) > 0 and all(k > 0 for k in section.shots), "eval.fewshot.shots",
+          "must be a non-empty list of counts > 0")
+    check(section.seeds > 0, "eval.fewshot.seeds", "must be > 0")
+    check(section.l2 > 0, "eval.fewshot.l2", "must be > 0")
+
+
+def run(p) -> dict:
+    """The evaluator `fewshot` on a registry.Probe, with config section eval.fewshot."""
+    e = p.config.eval.fewshot
+    return evaluate(p.train_x, p.train.labels, p.test_x, p.test.labels, p.train.num_classes,
+                    shots=tuple(e.shots), seeds=e.seeds, l2=e.l2)

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from errors import check
+
 
 @functools.partial(jax.jit, static_argnames=("k", "num_classes"))
 def _predict_tile(query, train, train_labels, k: int, num_classes: int, temperature):
@@ -41,3 +43,16 @@ def evaluate(train_x, train_y, test_x, test_y, num_classes: int, *, k: int = 200
     pred = predict(train_x, train_y, test_x, num_classes, k=k, temperature=temperature)
     return {"top1": 100 * float(np.mean(pred == np.asarray(test_y))), "k": k,
             "temperature": temperature}
+
+
+def validate(section) -> None:
+    """Config section eval.knn."""
+    check(section.k > 0, "eval.knn.k", "must be > 0")
+    check(section.temperature > 0, "eval.knn.temperature", "must be > 0")
+
+
+def run(p) -> dict:
+    """The evaluator `knn` on a registry.Probe, with config section eval.knn."""
+    e = p.config.eval.knn
+    return evaluate(p.train_x, p.train.labels, p.test_x, p.test.labels, p.train.num_classes,
+                    k=e.k, temperature=e.temperature)

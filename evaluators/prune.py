@@ -15,21 +15,24 @@ replaces that fraction of the labels by symmetric noise (for studies);
 baseline; `--method random --budget 1` is the whole set, with the same noise).
 
 OUT receives `indices.npy` (the selected rows of the split, in the order chosen),
-`labels.npy` (the labels used, noisy if --noise) and `summary.json`. Training on
-them: `--config.data.source=... --config.data.subset=OUT` (a real split or an
-export: the selected rows, with these labels).
+`labels.npy` (the labels used, noisy if --noise) and `summary.json` (the subset
+format, data/subset.py). Training on them: `--config.data.source=...
+--config.data.subset=OUT` (a real split or an export: the selected rows, with
+these labels).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
+import jax
 import numpy as np
 
+from data import subset
 from errors import UserError
+from evaluators import coreset, features, linear_probe
 
 
 def symmetric_noise(labels: np.ndarray, rate: float, num_classes: int, seed: int) -> np.ndarray:
@@ -68,33 +71,18 @@ def random_subset(n: int, count: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 1]).permutation(n)[:count]
 
 
-def write_subset(out: str, indices: np.ndarray, labels: np.ndarray, summary: dict) -> None:
-    """OUT as `data.subset` reads it: indices.npy (rows kept, in the order chosen), labels.npy
-    (the labels of all n rows they were kept under) and summary.json (written last)."""
-    os.makedirs(out, exist_ok=True)
-    np.save(os.path.join(out, "indices.npy"), indices)
-    np.save(os.path.join(out, "labels.npy"), labels)
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-
-
-def standardize(features: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per dimension: the probe's inputs and the embeddings.
+def embeddings(x: np.ndarray) -> np.ndarray:
+    """The encoder's features standardised (float32): the probe's inputs and the embeddings.
 
     Centring matters for the embeddings: post-ReLU features all point into one
     orthant, where every cosine is high and the τ threshold would keep everything.
     """
-    features = np.asarray(features, np.float32)
-    return (features - features.mean(0)) / (features.std(0) + 1e-6)
+    return features.standardize(np.asarray(x, np.float32))[0]
 
 
 def probe_confidence(features: np.ndarray, labels: np.ndarray, num_classes: int, *, l2: float = 1e-3,
                      steps: int = 100) -> np.ndarray:
     """Max softmax probability of a linear probe fit on all of (features, labels)."""
-    import jax
-
-    from evaluators import linear_probe
-
     w, b = linear_probe.fit(features, labels, num_classes, np.asarray([l2]), steps)
     logits = np.asarray(features) @ np.asarray(w[0]) + np.asarray(b[0])
     return np.asarray(jax.nn.softmax(logits, -1).max(-1), np.float64)
@@ -104,9 +92,7 @@ def select(features: np.ndarray, labels: np.ndarray, num_classes: int, budget: i
            gain: str = "self", tau: float = 0.95, eta: float = 1.0, balance: bool = True,
            l2: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
     """(Prune4ReL's indices in the order chosen, every example's confidence) on standardised features."""
-    from evaluators import coreset
-
-    x = standardize(features)
+    x = embeddings(features)
     confidence = probe_confidence(x, labels, num_classes, l2=l2)
     indices = coreset.prune4rel(x, confidence, labels, budget, tau=tau, eta=eta, balance=balance,
                                 gain=gain)
@@ -116,16 +102,9 @@ def select(features: np.ndarray, labels: np.ndarray, num_classes: int, budget: i
 def encoder_features(encoder_dir: str, dataset: str, split: str, *, data_dir: str | None = None,
                      max_examples: int = 0):
     """(features (n, d), the dataset) of `split` of `dataset` under the encoder of a run."""
-    from data import datasets
-    from evaluators import features
-
-    config = features.load_config(encoder_dir)
-    encoder, variables, _ = features.restore_encoder(encoder_dir, config)
-    data = datasets.load(dataset, split, image_size=config.data.load_size or config.data.image_size,
-                         data_dir=config.data.data_dir if data_dir is None else data_dir,
-                         max_examples=max_examples)
-    x = features.extract(encoder, variables, data.images, config.data.image_size, config.eval.batch_size)
-    return x, data
+    run = features.load(encoder_dir)
+    data = run.dataset(dataset, split, data_dir=data_dir, max_examples=max_examples)
+    return run.extract(data.images), data
 
 
 def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "train",
@@ -146,7 +125,7 @@ def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "tr
     try:
         if method == "random":
             indices = random_subset(len(data), count, seed)
-            confidence = probe_confidence(standardize(x), labels, data.num_classes, l2=l2)
+            confidence = probe_confidence(embeddings(x), labels, data.num_classes, l2=l2)
         else:
             indices, confidence = select(x, labels, data.num_classes, count, gain=gain, tau=tau,
                                          eta=eta, balance=balance, l2=l2)
@@ -167,7 +146,7 @@ def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "tr
     if noise:
         summary["clean_fraction_selected"] = float(np.mean(labels[indices] == data.labels[indices]))
         summary["clean_fraction_all"] = float(np.mean(labels == data.labels))
-    write_subset(out, indices, labels, summary)
+    subset.write(out, indices, labels, summary)
     return summary
 
 

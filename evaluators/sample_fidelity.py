@@ -16,14 +16,17 @@ mix a second, σ-independent source of change into the numbers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from data import views
+from data import rundir, views
+from errors import UserError
 from evaluators.fidelity import fidelity_metrics
+from models import generators
 
 Featurize = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, H, W, 3) -> features (N, d)
 
@@ -51,8 +54,7 @@ def render(generator, latents: np.ndarray, labels: np.ndarray, *, truncation: fl
 
     @jax.jit
     def apply(z, y):
-        x = generator.apply(generator.params, z, y, truncation)
-        return jnp.clip(jnp.round((x + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+        return views.to_uint8(generator.apply(generator.params, z, y, truncation))
 
     out = []
     n = len(latents)
@@ -87,3 +89,20 @@ def evaluate(featurize: Featurize, generator, real_images: np.ndarray, *, num_sa
         result["views"][f"{float(sigma):g}"] = {"vs_anchors": fidelity_metrics(anchors, v, k=k),
                                                 "vs_real": fidelity_metrics(real, v, k=k)}
     return result
+
+
+def load_generator(directory: str | None, samples: int, k: int):
+    """(the generator in `directory`, the dataset it was trained on or "") or None when no
+    directory is given (eval.py's --fidelity_generator); fails early, in one line."""
+    if directory is None:
+        return None
+    if not os.path.isdir(directory):
+        raise UserError(f"--fidelity_generator {directory}: no such directory")
+    if not 0 < k < samples:
+        raise UserError(f"--fidelity_k={k} must be in [1, --fidelity_samples={samples})")
+    generator = generators.load(directory)
+    # A generator genviews trained records its dataset; a converted one does not.
+    trained_on = ""
+    if os.path.exists(os.path.join(directory, rundir.CONFIG)):
+        trained_on = rundir.read_config(directory).data.name
+    return generator, trained_on

@@ -1,4 +1,5 @@
-"""GenRep's linear probe protocol: a linear layer trained by SGD on a frozen encoder.
+"""GenRep's linear probe protocol (evaluator `linear_probe_genrep`): a linear layer trained
+by SGD on a frozen encoder.
 
 SGD with momentum 0.9 and no weight decay, for `epochs` epochs of minibatches, the
 learning rate multiplied by `decay` at each epoch of `milestones` (GenRep: 100
@@ -18,6 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from errors import check
+from evaluators import features
 
 Embed = Callable[[jax.Array, jax.Array], jax.Array]  # (key, batch of inputs) -> features
 
@@ -81,3 +85,28 @@ def evaluate(embed: Embed, train_inputs: np.ndarray, train_y: np.ndarray, test_x
             "protocol": "GenRep: SGD on a frozen encoder, step decay, last epoch tested once",
             "augmentation": augmentation,
             **{k: list(v) if isinstance(v, (tuple, list)) else v for k, v in hparams.items()}}
+
+
+def validate(section) -> None:
+    """Config section eval.linear_probe_genrep."""
+    key = "eval.linear_probe_genrep"
+    check(section.epochs > 0, f"{key}.epochs", "must be > 0")
+    check(section.lr > 0, f"{key}.lr", "must be > 0")
+    check(section.batch_size > 0, f"{key}.batch_size", "must be > 0")
+    check(0 < section.crop_scale_min <= 1, f"{key}.crop_scale_min", "must be in (0, 1]")
+
+
+def run(p) -> dict:
+    """The evaluator `linear_probe_genrep` on a registry.Probe, with config section
+    eval.linear_probe_genrep: on random crops of the training images through the frozen
+    encoder (`augment`), or on their fixed features."""
+    e = p.config.eval.linear_probe_genrep
+    if e.augment:
+        embed = features.augmented(p.encoder, p.variables, p.config.data.image_size,
+                                   e.crop_scale_min)
+        inputs = p.train.images
+    else:
+        embed, inputs = fixed_features, p.train_x
+    return evaluate(embed, inputs, p.train.labels, p.test_x, p.test.labels, p.train.num_classes,
+                    augment=e.augment, epochs=e.epochs, lr=e.lr, milestones=tuple(e.milestones),
+                    decay=e.decay, batch_size=e.batch_size, seed=p.config.seed)

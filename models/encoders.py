@@ -151,9 +151,6 @@ class ContrastiveModel(nn.Module):
             latent_projections = self.latent_tower(latents, train=train)
         return features, projections, logits, latent_projections
 
-    def features(self, x):
-        return self.encoder(x, train=False)
-
 
 def build_encoder(name: str, *, image_size: int, width: int = 32,
                   axis_name: str | None = None) -> nn.Module:

@@ -1,6 +1,6 @@
 """The noisy-label study of Prune4ReL on the embedded default (issue 8).
 
-    python -m evaluators.prune_study --encoder runs/quickstart/real_simclr --out results/prune4rel
+    python -m studies.prune --encoder runs/quickstart/real_simclr --out results/prune4rel
 
 Labels of the train split get synthetic symmetric noise (`prune.symmetric_noise`,
 20% and 40%); at each budget (10%, 30%, 50% of train) a classifier is trained on
@@ -19,7 +19,7 @@ depend on when it stops). Writes results.json, results.md and results.png to OUT
 
 Pruning generated data before contrastive training:
 
-    python -m evaluators.prune_study --encoder runs/quickstart/real_simclr \
+    python -m studies.prune --encoder runs/quickstart/real_simclr \
         --export EXPORT_DIR --steps 150 --out results/prune4rel_generated
 
 prunes an export of generated views (`python -m data.export`; its anchors, labelled
@@ -43,7 +43,13 @@ import time
 
 import numpy as np
 
+from configs import genviews, quickstart
+from data import export as export_lib
+from data import subset as subset_lib
 from errors import ConfigError, UserError
+from evaluators import coreset, features, linear_probe, prune
+from studies import plots
+from studies import run as study
 
 METHODS = ("prune4rel_self", "prune4rel_full", "random")
 
@@ -58,8 +64,6 @@ def _floats(text: str, name: str) -> list[float]:
 def _selections(x: np.ndarray, noisy: np.ndarray, num_classes: int, count: int, *, seed: int,
                 tau: float, eta: float) -> dict[str, np.ndarray]:
     """Each method's examples in the order chosen, `count` of them (smaller budgets: prefixes)."""
-    from evaluators import coreset, prune
-
     confidence = prune.probe_confidence(x, noisy, num_classes)
     order = {"random": prune.random_subset(len(x), count, seed)}
     for gain in ("self", "full"):
@@ -72,11 +76,9 @@ def _study(train_x: np.ndarray, train_labels: np.ndarray, num_classes: int, lear
            noise_rates, budgets, seed: int, tau: float, eta: float) -> list[dict]:
     """The rows of a study: `learn(name, rows, noisy_labels)` → test top-1 for each noise rate,
     budget and method, and for the whole noisy set."""
-    from evaluators import prune
-
     n = len(train_labels)
     counts = {b: prune.budget_count(b, n) for b in budgets}
-    x = prune.standardize(train_x)
+    x = prune.embeddings(train_x)
     rows = []
     for rate in noise_rates:
         noisy = prune.symmetric_noise(train_labels, rate, num_classes, seed) if rate else train_labels
@@ -103,11 +105,9 @@ def run(encoder: str, out: str, *, dataset: str = "genviews_shapes", data_dir: s
         noise_rates=(0.2, 0.4), budgets=(0.1, 0.3, 0.5), max_train: int = 0, max_test: int = 0,
         seed: int = 0, tau: float = 0.95, eta: float = 1.0, command: str = "") -> dict:
     """Runs the study (see the module docstring); writes and returns results.json's content."""
-    from evaluators import features, linear_probe, prune
-
     if not os.path.isdir(encoder):
         raise UserError(f"--encoder {encoder}: no such run directory")
-    e = features.load_config(encoder).eval
+    e = features.load_config(encoder).eval.linear_probe
     start = time.time()
     train_x, train = prune.encoder_features(encoder, dataset, "train", data_dir=data_dir,
                                             max_examples=max_train)
@@ -118,7 +118,7 @@ def run(encoder: str, out: str, *, dataset: str = "genviews_shapes", data_dir: s
     def classify(_, rows_idx, labels) -> float:
         r = linear_probe.evaluate(train_x[rows_idx], labels[rows_idx], test_x, test.labels,
                                   train.num_classes, list(e.l2_grid), val_fraction=e.val_fraction,
-                                  steps=e.probe_steps, seed=seed)
+                                  steps=e.steps, seed=seed)
         return r["top1"]
 
     rows = _study(train_x, train.labels, train.num_classes, classify, noise_rates=noise_rates,
@@ -138,8 +138,6 @@ def contrastive_config(export: str, subset: str = "", *, steps: int, batch: int,
                        data_dir: str = "", smoke: bool = False):
     """The quickstart's encoder (smoke: the smoke scale), trained on `subset` of the export
     `export` ("": all of it) with `loss` and probed on real genviews_shapes from TFDS `data_dir`."""
-    from configs import genviews, quickstart
-
     c = genviews.get_config("smoke" if smoke else None)
     c = quickstart.encoder_run(smoke, c, steps=steps, batch=batch)
     if smoke:
@@ -176,17 +174,12 @@ def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, 
                   smoke: bool = False) -> dict:
     """Prunes an export of generated views, trains an encoder on each subset and probes it on
     real data (see the module docstring); writes and returns results.json's content."""
-    import study
-    from configs.common import validate
-    from data import export as export_lib
-    from evaluators import features, prune
-
     if not os.path.isdir(encoder):
         raise UserError(f"--encoder {encoder}: no such run directory")
     if export_lib.metadata(export_dir) is None:
         raise UserError(f"--export {export_dir} is not an export of python -m data.export")
     data_dir = features.load_config(encoder).data.data_dir  # real images probe where the encoder's came from
-    validate(contrastive_config(export_dir, steps=steps, batch=batch, loss=loss, seed=seed,
+    study.validate(contrastive_config(export_dir, steps=steps, batch=batch, loss=loss, seed=seed,
                                 data_dir=data_dir, smoke=smoke))  # --loss, --steps, --batch: before any work
     _same_arguments(out, {"encoder": os.path.abspath(encoder), "export": os.path.abspath(export_dir),
                           "steps": steps, "batch": batch, "loss": loss, "seed": seed, "tau": tau,
@@ -197,8 +190,8 @@ def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, 
 
     def learn(name, rows_idx, labels) -> float:
         subset = os.path.join(out, "subsets", name)
-        if not os.path.exists(os.path.join(subset, "summary.json")):  # written once, last
-            prune.write_subset(subset, rows_idx, labels, {
+        if not subset_lib.complete(subset):  # written once, last
+            subset_lib.write(subset, rows_idx, labels, {
                 "dataset": os.path.abspath(export_dir), "n": len(labels), "budget": len(rows_idx),
                 "study_row": name})
         config = contrastive_config(export_dir, subset, steps=steps, batch=batch, loss=loss, seed=seed,
@@ -221,8 +214,6 @@ def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, 
 
 
 def _write(out: str, results: dict) -> None:
-    from evaluators import plots
-
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -263,7 +254,7 @@ def _write(out: str, results: dict) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m evaluators.prune_study", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m studies.prune", description=__doc__.split("\n")[0])
     p.add_argument("--encoder", required=True, help="run directory of the encoder whose features are used")
     p.add_argument("--out", required=True, help="output directory (results.md, results.json, results.png)")
     p.add_argument("--dataset", default="genviews_shapes")
@@ -281,7 +272,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=128, help="--export: instances per step")
     p.add_argument("--loss", default="supcon", help="--export: contrastive loss of the encoders")
     a = p.parse_args(argv)
-    command = "python -m evaluators.prune_study " + " ".join(
+    command = "python -m studies.prune " + " ".join(
         shlex.quote(v) for v in (sys.argv[1:] if argv is None else argv))
     try:
         budgets = _floats(a.budgets, "budgets")

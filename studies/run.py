@@ -3,9 +3,11 @@
 A study config has a `study` field (its title), `runs` (name → an experiment
 config) and `kinds` (name → "generated" | "real" | "random" for encoders that are
 probed, "" for runs that are not, like a generator). A run may name another
-run's directory with "@NAME" (e.g. generator.checkpoint="@generator"). Each run
-goes to DIR/NAME/ with the usual contract, so a study resumes like a run; the
-comparison goes to DIR/results.json, DIR/results.md and DIR/results.png.
+run's directory with "@NAME" in the keys of REFERENCES (e.g.
+generator.checkpoint="@generator", views.walks="@walks"): that run is trained
+first, and the key becomes its directory. Each run goes to DIR/NAME/ with the
+usual contract, so a study resumes like a run; the comparison goes to
+DIR/results.json, DIR/results.md and DIR/results.png (studies/report.py).
 
 A study that sweeps one value declares its x-axis: `x` (run name → the value of
 that run; runs not listed, like a real-data baseline, are drawn as horizontal
@@ -22,29 +24,94 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
-import eval as evaluation
-import train
-from errors import ConfigError, UserError
+import jax
+
+from data import rundir
+from errors import ConfigError, UserError, check
+from evaluators import features, registry, sample_fidelity
+from studies import report
+from tasks import loop
+from tasks import validate as tasks_validate
+from tasks.contrastive import load_generator
+
+REFERENCES = ("generator.checkpoint", "views.walks")  # run keys that may name another run, "@NAME"
 
 
-def _resolve(config, workdir: str) -> None:
-    ref = config.generator.checkpoint
-    if isinstance(ref, str) and ref.startswith("@"):
-        config.generator.checkpoint = os.path.join(workdir, ref[1:])
+def _get(config, key: str):
+    group, name = key.split(".")
+    return config[group][name]
 
 
-def _order(config) -> list[str]:
-    """Run names with every run that another one names ("@NAME") before it."""
+def _references(run_config) -> dict[str, str]:
+    """{key: NAME} of the keys of a run config that name another run of the study ("@NAME")."""
+    refs = {}
+    for key in REFERENCES:
+        value = _get(run_config, key)
+        if isinstance(value, str) and value.startswith("@"):
+            refs[key] = value[1:]
+    return refs
+
+
+def order(config) -> list[str]:
+    """Run names with every run that another one names ("@NAME") before it; a ConfigError
+    naming the key when a name is no run of the study, or runs name each other in a circle."""
     names = list(config.runs.keys())
-    needed = {config.runs[n].generator.checkpoint[1:] for n in names
-              if str(config.runs[n].generator.checkpoint).startswith("@")}
-    missing = needed - set(names)
-    if missing:
-        raise ConfigError(f"config key runs: {sorted(missing)} are referenced with '@' but are not runs")
-    return [n for n in names if n in needed] + [n for n in names if n not in needed]
+    needs = {}
+    for name in names:
+        refs = _references(config.runs[name])
+        for key, ref in refs.items():
+            check(ref in names, f"runs.{name}.{key}", f"'@{ref}' names no run of the study")
+        needs[name] = list(dict.fromkeys(refs.values()))
+    ordered: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        check(name not in path, "runs", f"runs name each other in a circle: {' -> '.join(path)}")
+        if name in ordered:
+            return
+        for ref in needs[name]:
+            visit(ref, (*path, name))
+        ordered.append(name)
+
+    needed = {ref for refs in needs.values() for ref in refs}
+    for name in [n for n in names if n in needed] + [n for n in names if n not in needed]:
+        visit(name, ())
+    return ordered
+
+
+def resolve(run_config, workdir: str) -> None:
+    """Replaces each "@NAME" of the run config's REFERENCES by the directory of run NAME."""
+    for key, ref in _references(run_config).items():
+        group, name = key.split(".")
+        run_config[group][name] = os.path.join(workdir, ref)
+
+
+def validate(config, num_devices: int = 1, num_processes: int = 1) -> None:
+    """Every check of a config before any run: of a run config, its training keys
+    (tasks/validate.py) and its eval section (evaluators/registry.py); of a study, its
+    own keys, its references and each of its runs."""
+    if "study" not in config:
+        tasks_validate.validate(config, num_devices, num_processes)
+        registry.validate(config)
+        return
+    names = order(config)
+    for name in config.x.keys():
+        check(name in names, "x", f"{name!r} names no run of the study")
+    if config.fidelity.encoder.startswith("@"):
+        check(config.fidelity.encoder[1:] in names, "fidelity.encoder",
+              f"{config.fidelity.encoder!r} names no run of the study")
+    check(config.fidelity.k >= 1, "fidelity.k", f"must be ≥ 1, got {config.fidelity.k}")
+    check(config.fidelity.samples > config.fidelity.k, "fidelity.samples",
+          f"must be > fidelity.k = {config.fidelity.k}, got {config.fidelity.samples}")
+    unknown = [n for n in config.kinds.keys() if n not in names]
+    if unknown:
+        raise ConfigError(f"config key kinds: {unknown} are not runs of the study")
+    for name in names:  # every run's config is checked before any of them starts
+        try:
+            validate(config.runs[name], num_devices, num_processes)
+        except ConfigError as e:
+            raise ConfigError(f"runs.{name}: {e}") from None
 
 
 def _check_generator(name: str, run_config) -> None:
@@ -80,18 +147,16 @@ def _timed(path: str, fn) -> float:
     return wall
 
 
-def train_and_evaluate(config, rundir: str, evaluate: bool = True) -> tuple[float, dict | None]:
-    """Trains `config` in `rundir` and evaluates it (eval.json); a finished run and an existing
+def train_and_evaluate(config, directory: str, evaluate: bool = True) -> tuple[float, dict | None]:
+    """Trains `config` in `directory` and evaluates it (eval.json); a finished run and an existing
     eval.json are kept. Returns (training wall seconds, eval.json's content or None)."""
-    os.makedirs(rundir, exist_ok=True)
-    train_s = _timed(os.path.join(rundir, "train_time.json"), lambda: train.train(config, rundir))
+    os.makedirs(directory, exist_ok=True)
+    train_s = _timed(os.path.join(directory, "train_time.json"), lambda: loop.train(config, directory))
     if not evaluate:
         return train_s, None
-    eval_path = os.path.join(rundir, "eval.json")
-    if not os.path.exists(eval_path):
-        evaluation.evaluate(rundir)
-    with open(eval_path) as f:
-        return train_s, json.load(f)
+    if registry.read_result(directory) is None:
+        registry.evaluate(directory)
+    return train_s, registry.read_result(directory)
 
 
 def run(config, workdir: str, command: str = "") -> dict:
@@ -99,37 +164,25 @@ def run(config, workdir: str, command: str = "") -> dict:
 
     `command`, the command line that started the study, is written into results.md.
     """
-    from configs.common import validate
-
-    validate(config)
-    workdir = train.prepare_workdir(workdir)
-    names = _order(config)
-    unknown = [n for n in config.kinds.keys() if n not in names]
-    if unknown:
-        raise ConfigError(f"config key kinds: {unknown} are not runs of the study")
-    import jax
-    for name in names:  # every run's config is checked before any of them starts
-        try:
-            validate(config.runs[name], jax.device_count(), jax.process_count())
-        except ConfigError as e:
-            raise ConfigError(f"runs.{name}: {e}") from None
+    validate(config, jax.device_count(), jax.process_count())
+    workdir = rundir.prepare(workdir)
+    names = order(config)
     for name in names:
         _check_generator(name, config.runs[name])
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    rundir.write_config(workdir, config)
 
     rows, extra = [], {}
     for i, name in enumerate(names):
         run_config = config.runs[name]
-        _resolve(run_config, workdir)
-        rundir = os.path.join(workdir, name)
+        resolve(run_config, workdir)
+        directory = os.path.join(workdir, name)
         kind = config.kinds.get(name, "")
-        print(f"[{i + 1}/{len(names)}] {name}: {rundir}", flush=True)
-        train_s, result = train_and_evaluate(run_config, rundir, evaluate=bool(kind))
+        print(f"[{i + 1}/{len(names)}] {name}: {directory}", flush=True)
+        train_s, result = train_and_evaluate(run_config, directory, evaluate=bool(kind))
         if not kind:
             extra[name] = {"wall_s": train_s}
             continue
-        row = {"run": name, "data": kind, **evaluation.headline(result),
+        row = {"run": name, "data": kind, **report.headline(result),
                "wall_s": train_s + result["wall_s"]}
         if name in config.get("x", {}):
             row["x"] = config.x[name]
@@ -139,25 +192,17 @@ def run(config, workdir: str, command: str = "") -> dict:
     if config.get("fidelity") and config.fidelity.encoder:
         _add_fidelity(config, workdir, rows)
     results = {"study": config.study, "command": command, "rows": rows, "other_runs": extra}
-    _write(workdir, config, results)
+    report.write(workdir, config, results)
     return results
 
 
 def _add_fidelity(config, workdir: str, rows: list[dict]) -> None:
     """Adds `fidelity` (views against anchors and real images) to every generated run's row."""
-    from data import datasets
-    from evaluators import features, sample_fidelity
-    from tasks.contrastive import load_generator
-
     f = config.fidelity
     ref = os.path.join(workdir, f.encoder[1:]) if f.encoder.startswith("@") else f.encoder
-    ref_config = features.load_config(ref)
-    encoder, variables, _ = features.restore_encoder(ref, ref_config)
-    real = datasets.load(ref_config.data.name, ref_config.eval.train_split,
-                         image_size=ref_config.data.load_size or ref_config.data.image_size,
-                         data_dir=ref_config.data.data_dir, max_examples=f.samples)
-    featurize = lambda images: features.extract(  # noqa: E731
-        encoder, variables, images, ref_config.data.image_size, ref_config.eval.batch_size)
+    encoder = features.load(ref)
+    real = encoder.dataset(encoder.config.data.name, encoder.config.eval.train_split,
+                           max_examples=f.samples)
     for row in rows:
         if row["data"] != "generated":
             continue
@@ -166,7 +211,7 @@ def _add_fidelity(config, workdir: str, rows: list[dict]) -> None:
             run_config = config.runs[row["run"]]
             sigma = run_config.views.sigma if run_config.views.latent == "gaussian" else 0.0
             result = sample_fidelity.evaluate(
-                featurize, load_generator(run_config), real.images, num_samples=f.samples,
+                encoder.extract, load_generator(run_config), real.images, num_samples=f.samples,
                 sigmas=[sigma], k=f.k, seed=f.seed, truncation=run_config.generator.truncation)
             views = next(iter(result.pop("views").values()))
             result = {"encoder": os.path.abspath(ref), "sigma": sigma, **result, **views}
@@ -177,111 +222,3 @@ def _add_fidelity(config, workdir: str, rows: list[dict]) -> None:
         v = row["fidelity"]["vs_real"]
         print(f"    {row['run']}: views vs real sym_precision {v['sym_precision']:.3f} "
               f"sym_recall {v['sym_recall']:.3f}", flush=True)
-
-
-def _write(workdir: str, config, results: dict) -> None:
-    from evaluators import plots
-
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    rows = results["rows"]
-    swept = len(config.get("x", {})) > 0  # a study that sweeps a value (x: run → value)
-    if swept:  # the swept runs in order of their value, then the baselines
-        rows = sorted(rows, key=lambda r: ("x" not in r, r.get("x", 0)))
-    x_label = config.get("x_label", "x")
-    leading = []
-    for r in rows:
-        cells = {"run": r["run"], "data": r["data"]}
-        if swept:
-            cells[x_label] = _fmt(r["x"]) if "x" in r else "—"
-        leading.append(cells)
-    lines = [f"# {config.study}", ""]
-    if results.get("command"):
-        lines += [f"Produced by `{results['command']}`.", ""]
-    lines += [evaluation.markdown_table(leading, rows,
-                                        [{"wall (s)": f"{r['wall_s']:.0f}"} for r in rows]),
-              "", "top-1 (%) on the real test split; few-shot: mean ± std over seeds."]
-    for name, info in results["other_runs"].items():
-        lines.append(f"\n{name}: trained in {info['wall_s']:.0f} s")
-    by_kind = {}
-    for r in rows:
-        best = by_kind.get(r["data"])
-        if best is None or r["linear_probe_top1"] > best["linear_probe_top1"]:
-            by_kind[r["data"]] = r
-    if {"generated", "real"} <= by_kind.keys():
-        g, r = by_kind["generated"], by_kind["real"]
-        lines.append(f"\nBest generated-views encoder ({g['run']}) reaches "
-                     f"{100 * g['linear_probe_top1'] / r['linear_probe_top1']:.1f}% of the "
-                     f"real-data encoder's linear-probe top-1.")
-        if "random" in by_kind:
-            lines.append(f"It beats the random encoder by "
-                         f"{g['linear_probe_top1'] - by_kind['random']['linear_probe_top1']:.1f} points.")
-        grid = os.path.join(workdir, g["run"], "views.png")
-        if os.path.exists(grid):
-            shutil.copy(grid, os.path.join(workdir, "views.png"))
-            lines.append("\n![anchors beside their views](views.png)")
-    lines += _fidelity_table(rows, x_label if swept else "σ")
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(text)
-    path = os.path.join(workdir, "results.png")
-    if swept:
-        line = [r for r in rows if "x" in r]
-        line.sort(key=lambda r: r["x"])
-        plots.line_plot(path, [r["x"] for r in line], _series(line),
-                        baselines={f"{r['run']} ({r['data']}): linear probe": r["linear_probe_top1"]
-                                   for r in rows if "x" not in r},
-                        xlabel=x_label, ylabel="top-1 (%)", log_x=bool(config.get("x_log", False)),
-                        title=config.study, fractions=_fidelity_series(line))
-    else:
-        plots.bar_chart(path, [r["run"] for r in rows], _series(rows), ylabel="top-1 (%)",
-                        title=config.study)
-    print(text, flush=True)
-
-
-def _series(rows: list[dict]) -> dict[str, list[float]]:
-    """Linear probe, kNN and (where measured) the largest few-shot top-1 of each row."""
-    series = {"linear probe": [r["linear_probe_top1"] for r in rows],
-              "kNN": [r["knn_top1"] for r in rows]}
-    shots = [k for k in rows[0] if k.startswith("fewshot_") and k.endswith("shot_top1")] if rows else []
-    if shots:
-        most = max(shots, key=lambda k: int(k.removeprefix("fewshot_").removesuffix("shot_top1")))
-        label = most.removeprefix("fewshot_").removesuffix("_top1")
-        series[f"{label} ridge"] = [r.get(most, float("nan")) for r in rows]
-    return series
-
-
-def _fmt(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _fidelity_series(rows: list[dict]) -> dict[str, list[float]] | None:
-    """Symmetric precision and recall of each row's views (against real images and their
-    anchors), when every row has them."""
-    if not rows or not all("fidelity" in r for r in rows):
-        return None
-    return {f"views vs {ref}: {m}": [r["fidelity"][f"vs_{ref}"][m] for r in rows]
-            for ref in ("real", "anchors") for m in ("sym_precision", "sym_recall")}
-
-
-def _fidelity_table(rows: list[dict], x_label: str) -> list[str]:
-    """Markdown lines: the views' fidelity metrics of every generated run that has them."""
-    rows = [r for r in rows if "fidelity" in r]
-    if not rows:
-        return []
-    rows = sorted(rows, key=lambda r: r.get("x", 0))
-    real_keys = ("precision", "recall", "density", "coverage", "sym_precision", "sym_recall")
-    f0 = rows[0]["fidelity"]
-    lines = ["", f"Views against real images and against their anchors, in the features of "
-             f"{os.path.basename(f0['encoder'])} ({f0['num_generated']} anchors with one view each, "
-             f"{f0['num_real']} real train images, k = {f0['k']}):", "",
-             f"| run | {x_label} | linear probe top-1 (%) | "
-             + " | ".join(f"vs real: {k}" for k in real_keys)
-             + " | vs anchors: sym_precision | vs anchors: sym_recall |",
-             "|---|---:|---:|" + "---:|" * (len(real_keys) + 2)]
-    for r in rows:
-        f = r["fidelity"]
-        lines.append(f"| {r['run']} | {r.get('x', f['sigma']):g} | {r['linear_probe_top1']:.2f} | "
-                     + " | ".join(f"{f['vs_real'][k]:.3f}" for k in real_keys)
-                     + f" | {f['vs_anchors']['sym_precision']:.3f} | {f['vs_anchors']['sym_recall']:.3f} |")
-    return lines

@@ -25,15 +25,42 @@ import numpy as np
 import optax
 
 import losses
-from data import datasets, export, pixel, views
+from data import datasets, export, pixel, subset, views
+from data import walks as walks_lib
+from data.grids import save_grid
 from errors import ConfigError
 from models import encoders
 from models import generators as gen_lib
-from models import walks as walks_lib
-from parallel import AXIS
-from tasks import TrainState
+from tasks.parallel import AXIS
+from tasks.state import TrainState
 
-POOL_STREAM = 2**31 - 1  # the "step" whose keys are the pool instances' (training never reaches it)
+# data.source: these, or the directory of an export (python -m data.export)
+SOURCES = ("generator", "real")
+# loss.name: the contrastive losses of losses.py (by their positives), and CLIP's image-latent loss
+LOSSES = (*losses.POSITIVES, "clip_latent")
+
+
+def check_classes(loss_name: str, num_classes: int, source: str) -> None:
+    """A loss whose positives share a class (SupCon) needs classes; `source` says why there are none."""
+    if losses.POSITIVES.get(loss_name) == "class" and not num_classes:
+        raise ConfigError(f"config key loss.name: {loss_name} needs classes; {source}")
+
+
+def _sgd(c, schedule, mask):
+    return optax.chain(optax.add_decayed_weights(c.optim.weight_decay, mask),
+                       optax.sgd(schedule, momentum=c.optim.momentum))
+
+
+def _lars(c, schedule, mask):
+    return optax.lars(schedule, weight_decay=c.optim.weight_decay, weight_decay_mask=mask,
+                      trust_ratio_mask=mask, momentum=c.optim.momentum)
+
+
+def _adam(c, schedule, mask):
+    return optax.adamw(schedule, weight_decay=c.optim.weight_decay, mask=mask)
+
+
+OPTIMIZERS = {"sgd": _sgd, "lars": _lars, "adam": _adam}  # optim.name
 
 
 def make_optimizer(c) -> optax.GradientTransformation:
@@ -41,14 +68,7 @@ def make_optimizer(c) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, c.optim.lr, c.optim.warmup_steps, max(c.train.steps, c.optim.warmup_steps + 1), 0.0)
     decay_mask = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)  # noqa: E731
-    if c.optim.name == "lars":
-        return optax.lars(schedule, weight_decay=c.optim.weight_decay,
-                          weight_decay_mask=decay_mask, trust_ratio_mask=decay_mask,
-                          momentum=c.optim.momentum)
-    if c.optim.name == "adam":
-        return optax.adamw(schedule, weight_decay=c.optim.weight_decay, mask=decay_mask)
-    return optax.chain(optax.add_decayed_weights(c.optim.weight_decay, decay_mask),
-                       optax.sgd(schedule, momentum=c.optim.momentum))
+    return OPTIMIZERS[c.optim.name](c, schedule, decay_mask)
 
 
 def pixel_config(c) -> pixel.PixelConfig:
@@ -74,15 +94,6 @@ def load_generator(c) -> gen_lib.Generator:
         params = jax.jit(generator.init)(jax.random.key(c.seed + 1))
         return dataclasses.replace(generator, params=params)
     return gen_lib.load(c.generator.checkpoint)
-
-
-def index_batches(batch_size: int, process_index: int, process_count: int):
-    """Batches of generated instances: this process's global example indices, every step
-    the same, since (seed, step, index) keys all their randomness."""
-    local = batch_size // process_count
-    index = (process_index * local + np.arange(local)).astype(np.int32)
-    while True:
-        yield {"index": index}
 
 
 def load_walks(c, z_dim: int) -> walks_lib.Walks | None:
@@ -116,23 +127,22 @@ class ContrastiveTask:
         self.generator = None
         self.walks = None
         self.dataset = None
-        self.exported = c.data.source not in ("generator", "real")
+        self.exported = c.data.source not in SOURCES
         if c.data.source == "generator":
             self.generator = load_generator(c)
             self.walks = load_walks(c, self.generator.z_dim)
         self.spec = views.ViewSpec.from_config(c, self.walks)
         if self.generator is not None:
             num_classes = self.generator.num_classes
-            if c.loss.name == "supcon" and not num_classes:
-                raise ValueError("config key loss.name: supcon needs a class-conditional generator")
+            check_classes(c.loss.name, num_classes, "the generator is unconditional")
             try:
                 views.check(self.spec, num_classes)
             except ValueError as e:
                 raise ConfigError(f"config key views.latent: {e}") from None
             self.z_dim = self.generator.z_dim
         elif self.exported:
-            self.dataset = export.load(c.data.source, num_views=c.views.num_views,
-                                       max_examples=c.data.max_examples)
+            self.dataset = datasets.from_export(c.data.source, num_views=c.views.num_views,
+                                                max_examples=c.data.max_examples)
             num_classes = self.dataset.num_classes
             self.z_dim = self.dataset.latents.shape[-1]
         else:
@@ -141,9 +151,9 @@ class ContrastiveTask:
                                          data_dir=c.data.data_dir, max_examples=c.data.max_examples)
             num_classes = self.dataset.num_classes
         if c.data.subset:
-            self.dataset = datasets.subset(self.dataset, c.data.subset)
+            self.dataset = subset.apply(self.dataset, c.data.subset)
         if (self.dataset is not None and len(self.dataset) < c.train.batch_size
-                and c.loss.name != "supcon" and jax.process_index() == 0):
+                and losses.POSITIVES.get(c.loss.name) != "class" and jax.process_index() == 0):
             print(f"warning: {len(self.dataset)} training examples for batches of "
                   f"{c.train.batch_size}: an example drawn twice in one batch is a negative of "
                   f"itself under loss.name={c.loss.name}", flush=True)
@@ -177,8 +187,7 @@ class ContrastiveTask:
 
     def pool_index(self, keys):
         """With views.num_anchors = N, the pool instance (0 … N-1) each example draws."""
-        n = self.config.views.num_anchors
-        return jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 2), (), 0, n))(keys)
+        return views.pool_index(keys, self.config.views.num_anchors)
 
     def instances(self, keys):
         """Each example's anchor latent, its views' latents and its class (data.views).
@@ -189,8 +198,7 @@ class ContrastiveTask:
         """
         c, g = self.config, self.generator
         if c.views.num_anchors:
-            pool = jax.random.fold_in(jax.random.key(c.seed), POOL_STREAM)
-            keys = jax.vmap(lambda i: jax.random.fold_in(pool, i))(self.pool_index(keys))
+            keys = views.pool_keys(c.seed, keys, c.views.num_anchors)
         return views.instances(keys, self.spec, z_dim=g.z_dim, num_classes=g.num_classes)
 
     def make_views(self, step, index, image=None, label=None, z=None):
@@ -204,7 +212,7 @@ class ContrastiveTask:
             inst = self.instances(keys)
             z = inst["views"]
             y = jnp.repeat(inst["label"], v)
-            images = (g.apply(g.params, z.reshape(-1, g.z_dim), y, c.generator.truncation) + 1.0) / 2.0
+            images = views.to_unit(g.apply(g.params, z.reshape(-1, g.z_dim), y, c.generator.truncation))
             images = images.reshape((-1, v) + images.shape[1:])
             label = inst["label"]
             if c.views.num_anchors:  # two draws of one pool instance are positives, not negatives
@@ -277,7 +285,7 @@ class ContrastiveTask:
                                         start_step=start_step, process_index=process_index,
                                         process_count=process_count)
             return
-        yield from index_batches(c.train.batch_size, process_index, process_count)
+        yield from views.index_batches(c.train.batch_size, process_index, process_count)
 
     def view_grid(self, num_instances: int = 8) -> np.ndarray:
         """(instances, 1 + V, S, S, 3) in [0, 1]: each anchor (or real image) beside its views.
@@ -303,8 +311,8 @@ class ContrastiveTask:
             else:  # the anchors that make_views perturbs at step 0
                 g = self.generator
                 inst = self.instances(self.example_keys(0, index))
-                first = (g.apply(g.params, inst["anchor"], inst["label"],
-                                 c.generator.truncation) + 1) / 2
+                first = views.to_unit(g.apply(g.params, inst["anchor"], inst["label"],
+                                              c.generator.truncation))
             first = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(first)
             x = self.make_views(0, index, image, label)["image"]
             x = x.reshape((num_instances, c.views.num_views) + x.shape[1:])
@@ -313,7 +321,6 @@ class ContrastiveTask:
         return np.asarray(grid(image, label, first))
 
     def finish(self, state: TrainState, workdir: str) -> None:
-        from evaluators import plots
         if jax.process_index() != 0:
             return
         c = self.config
@@ -323,4 +330,4 @@ class ContrastiveTask:
             title = f"exported anchor | its views (pixel {c.views.pixel})"
         else:
             title = "image | views"
-        plots.save_grid(f"{workdir}/views.png", self.view_grid(), title=title)
+        save_grid(f"{workdir}/views.png", self.view_grid(), title=title)

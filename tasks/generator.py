@@ -18,10 +18,11 @@ import optax
 
 import losses
 from data import datasets
+from data.grids import save_grid
 from models import generators as gen_lib
 from models.generators.dcgan import DCGANGenerator, ProjectionDiscriminator
-from parallel import AXIS
-from tasks import TrainState
+from tasks.parallel import AXIS
+from tasks.state import TrainState
 
 GRID_CLASSES = 10
 GRID_PER_CLASS = 8
@@ -130,9 +131,8 @@ class GeneratorTask:
         return np.asarray(images).reshape((rows, GRID_PER_CLASS) + images.shape[1:])
 
     def finish(self, state: TrainState, workdir: str) -> None:
-        from evaluators import plots
         g = self.generator(state)
         if jax.process_index() == 0:
-            plots.save_grid(f"{workdir}/samples.png", self.sample_grid(state),
+            save_grid(f"{workdir}/samples.png", self.sample_grid(state),
                             title=f"samples at step {int(state.step)} (a row per class)")
         gen_lib.save(workdir, g, g.params)

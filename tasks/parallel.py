@@ -1,4 +1,4 @@
-"""Runs one per-device train step over every device of every process.
+"""Runs one per-device train step over every device of every process; joins a multi-host job.
 
 The step is written for one device with named-axis collectives over `AXIS`
 (all-gather of embeddings, psum of gradients, cross-replica BatchNorm). `Runner`
@@ -7,10 +7,17 @@ default), or with `jax.pmap` (`--config.parallel=pmap`). Both treat the state as
 replicated and the batch as split along its first axis, so they compute the same
 update. The state leaves and enters the runner as globally replicated arrays,
 which is what the Orbax checkpoints hold.
+
+`initialize_distributed` joins a multi-process job (`--coordinator_address`,
+`--num_processes`, `--process_id`, or what SLURM and TPU pods say) before any
+computation, so that the mesh spans every process's devices.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +26,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from errors import UserError
+
 AXIS = "data"
+MODES = ("shard_map", "pmap")  # config key parallel: how Runner maps the step over devices
 
 
 def make_mesh() -> Mesh:
@@ -80,3 +90,49 @@ class Runner:
         if self.mode == "pmap":
             metrics = jax.tree.map(lambda x: x[0], metrics)
         return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
+def initialize_distributed(coordinator: str | None, num_processes: int | None,
+                           process_id: int | None, timeout: int = 300) -> None:
+    """Joins a multi-process job when asked (or when SLURM / a TPU pod says so)."""
+    if coordinator or num_processes or process_id is not None:
+        if not (coordinator and num_processes and process_id is not None):
+            raise UserError("multi-host needs all of --coordinator_address, --num_processes and "
+                            "--process_id")
+        if num_processes < 1 or not 0 <= process_id < num_processes:
+            raise UserError(f"--process_id={process_id} is out of range for "
+                            f"--num_processes={num_processes} (0 ≤ id < N)")
+        # Collectives between CPU processes (tests, CPU clusters); GPUs and TPUs ignore it.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        if process_id != 0:
+            # JAX aborts the process when the coordinator never answers; say why first.
+            _wait_for_coordinator(coordinator, timeout, process_id, num_processes)
+        print(f"process {process_id}/{num_processes}: joining the job at {coordinator} "
+              f"(waiting up to {timeout} s for every process)", flush=True)
+        try:
+            jax.distributed.initialize(coordinator, num_processes, process_id,
+                                       initialization_timeout=timeout)
+        except Exception as e:  # the coordinator never answered, or refused us
+            raise UserError(f"could not join the job at {coordinator} as process {process_id} of "
+                            f"{num_processes} within {timeout} s: {str(e).splitlines()[0]}") from e
+    elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "," in os.environ.get(
+            "TPU_WORKER_HOSTNAMES", ""):
+        jax.distributed.initialize()
+
+
+def _wait_for_coordinator(address: str, timeout: int, process_id: int, num_processes: int) -> None:
+    """Returns once HOST:PORT accepts connections; a UserError after `timeout` seconds."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--coordinator_address={address!r} is not HOST:PORT")
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=2):
+                return
+        except OSError as e:
+            if time.time() > deadline:
+                raise UserError(f"could not join the job at {address} as process {process_id} of "
+                                f"{num_processes} within {timeout} s: the coordinator never "
+                                f"answered ({e.strerror or e})") from None
+            time.sleep(0.5)

@@ -10,7 +10,7 @@ over walks, minimised with Adam. Every walk sees every example of a batch.
 Anchors, classes and steps are keyed by (seed, step, global example index) like
 every draw in genviews; numerators and mask sums of the masked mean are summed
 over devices before dividing, so the loss is that of the global batch. At the end
-the workdir becomes a walks checkpoint (models/walks.py) that `views.walks` names,
+the workdir becomes a walks checkpoint (data/walks.py) that `views.walks` names,
 with `walks.png`: per walk, a row of G(z + α·w) over the range of α and below it
 the pixel edit it imitates.
 """
@@ -25,10 +25,11 @@ import numpy as np
 import optax
 
 from data import edits, views
-from models import walks as walks_lib
-from parallel import AXIS
-from tasks import TrainState
-from tasks.contrastive import index_batches, load_generator, make_optimizer
+from data import walks as walks_lib
+from data.grids import save_grid
+from tasks.contrastive import load_generator, make_optimizer
+from tasks.parallel import AXIS
+from tasks.state import TrainState
 
 GRID_ANCHORS = 2
 GRID_STEPS = 7
@@ -79,9 +80,7 @@ class SteeringTask:
 
     def step(self, state: TrainState, batch: dict):
         c = self.config
-        step_key = jax.random.fold_in(jax.random.key(c.seed), state.step)
-        keys = jax.vmap(lambda i: jax.random.fold_in(step_key, i))(batch["index"])
-        z, y, steps = self.anchors(keys)
+        z, y, steps = self.anchors(views.example_keys(c.seed, state.step, batch["index"]))
 
         def loss_fn(directions):
             parts = self.losses(directions, z, y, steps, AXIS)
@@ -96,7 +95,7 @@ class SteeringTask:
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     def batches(self, start_step: int, process_index: int = 0, process_count: int = 1):
-        return index_batches(self.config.train.batch_size, process_index, process_count)
+        return views.index_batches(self.config.train.batch_size, process_index, process_count)
 
     def walk_grid(self, directions) -> jax.Array:
         """(2·walks·anchors, GRID_STEPS, H, W, 3) in [0, 1]: per walk and anchor, a row of
@@ -118,15 +117,13 @@ class SteeringTask:
                 target, mask = jax.vmap(functools.partial(edits.edit, name), in_axes=(None, 0))(
                     base, alphas)
                 rows += [moved, target * mask]
-        return (jnp.stack(rows) + 1) / 2
+        return views.to_unit(jnp.stack(rows))
 
     def finish(self, state: TrainState, workdir: str) -> None:
-        from evaluators import plots
         directions = jax.device_get(state.params)
         if jax.process_index() == 0:
-            plots.save_grid(f"{workdir}/walks.png", np.asarray(jax.jit(self.walk_grid)(directions)),
-                            title=f"walks {', '.join(self.names)}: G(z + a·w) above the edit",
-                            scale=2)
+            save_grid(f"{workdir}/walks.png", np.asarray(jax.jit(self.walk_grid)(directions)),
+                      title=f"walks {', '.join(self.names)}: G(z + a·w) above the edit", scale=2)
         g = self.config.generator
         walks_lib.save(workdir, walks_lib.Walks(directions, self.ranges),
                        generator=g.checkpoint if g.init == "checkpoint" else "random")

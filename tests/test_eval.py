@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-import eval as evaluation
 from errors import UserError
 from evaluators import fewshot, knn, linear_probe, sgd_probe
+from studies import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,13 +112,13 @@ def test_compare_prints_one_table_and_names_a_dir_without_eval_json(tmp_path):
     _write_eval(a, linear_probe={"top1": 40.0}, knn={"top1": 30.0},
                 fewshot={"5shot": {"top1": 20.0, "std": 1.5}})
     _write_eval(b, linear_probe={"top1": 45.5}, knn={"top1": 33.0})
-    table = evaluation.compare([a, b])
+    table = report.compare([a, b])
     lines = table.splitlines()
     assert lines[0] == "| run | dataset | step | linear_probe | knn | fewshot_5shot |"
     assert lines[2] == f"| {a} | genviews_shapes | 8 | 40.00 | 30.00 | 20.00 ± 1.50 |"
     assert lines[3] == f"| {b} | genviews_shapes | 8 | 45.50 | 33.00 |  |"
     with pytest.raises(UserError, match="has no eval.json"):
-        evaluation.compare([a, str(tmp_path / "missing")])
+        report.compare([a, str(tmp_path / "missing")])
 
 
 def _cli(*args):

@@ -18,7 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from evaluators.features import restore_on_one_device
+from data.rundir import restore_on_one_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 8 steps: at the smoke scale (batch 16, a random generator whose images are nearly alike)

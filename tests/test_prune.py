@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-import train
 from configs import real
 from errors import UserError
 from evaluators import prune
+from tasks import loop
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def encoder_dir(tmp_path_factory, tfds_dir):
     config.data.data_dir = tfds_dir
     config.train.steps = 0  # a random encoder: the command, not the features, is tested
     workdir = str(tmp_path_factory.mktemp("enc") / "enc")
-    train.train(config, workdir)
+    loop.train(config, workdir)
     return workdir
 
 
@@ -85,7 +85,7 @@ def test_prune_command_random_method_keeps_a_uniform_subset(encoder_dir, tfds_di
 
 
 def test_noisy_label_study_writes_its_table(encoder_dir, tfds_dir, tmp_path):
-    from evaluators import prune_study
+    from studies import prune as prune_study
 
     out = tmp_path / "study"
     prune_study.main(["--encoder", encoder_dir, "--data_dir", tfds_dir, "--max_train", "200",
@@ -95,7 +95,7 @@ def test_noisy_label_study_writes_its_table(encoder_dir, tfds_dir, tmp_path):
     assert set(rows) == {"whole set", *prune_study.METHODS}
     assert rows["whole set"]["n"] == 200 and rows["whole set"]["clean_fraction"] == 0.8
     assert all(r["n"] == 100 and 0 <= r["test_top1"] <= 100 for m, r in rows.items() if m != "whole set")
-    assert results["command"].startswith("python -m evaluators.prune_study --encoder")
+    assert results["command"].startswith("python -m studies.prune --encoder")
     assert (out / "results.png").exists() and "| 20% | 50% |" in (out / "results.md").read_text()
 
 
@@ -119,8 +119,8 @@ def test_pruning_generated_views_before_contrastive_training(encoder_dir, tmp_pa
     import jax
 
     from data import export
-    from evaluators import prune_study
     from models import generators
+    from studies import prune as prune_study
 
     g = generators.build("dcgan", {"z_dim": 16, "num_classes": 10, "resolution": 32, "width": 8})
     generators.save(str(tmp_path / "g"), g, jax.jit(g.init)(jax.random.key(0)))

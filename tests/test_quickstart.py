@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import study
 from configs import quickstart
 from models import generators
+from studies import run as study
 
 
 def test_quickstart_smoke_runs_every_stage(tmp_path, tfds_dir):

@@ -9,15 +9,14 @@ import jax
 import numpy as np
 import pytest
 
-import eval as evaluation
-import study
-import train
 from configs import real
 from configs.studies import sigma
 from data import views
 from errors import UserError
-from evaluators import sample_fidelity
+from evaluators import registry, sample_fidelity
 from models import generators
+from studies import run as study
+from tasks import loop
 
 METRICS = ("precision", "recall", "density", "coverage", "c_precision", "sym_precision", "sym_recall")
 
@@ -29,7 +28,7 @@ def encoder_dir(tmp_path_factory, tfds_dir):
     config.data.data_dir = tfds_dir
     config.train.steps = 0
     workdir = str(tmp_path_factory.mktemp("enc") / "enc")
-    train.train(config, workdir)
+    loop.train(config, workdir)
     return workdir
 
 
@@ -56,7 +55,7 @@ def test_latents_share_anchors_and_perturb_by_sigma():
 
 
 def test_eval_reports_fidelity(encoder_dir, generator_dir):
-    r = evaluation.evaluate(encoder_dir, max_train=100, max_test=50, fidelity_generator=generator_dir,
+    r = registry.evaluate(encoder_dir, max_train=100, max_test=50, fidelity_generator=generator_dir,
                             fidelity_samples=60, fidelity_sigmas=(0.0, 1.0), fidelity_k=3)
     with open(os.path.join(encoder_dir, "eval.json")) as f:
         assert json.load(f)["fidelity"] == json.loads(json.dumps(r["fidelity"]))
@@ -76,11 +75,11 @@ def test_eval_reports_fidelity(encoder_dir, generator_dir):
 
 def test_eval_fidelity_errors(encoder_dir, tmp_path):
     with pytest.raises(UserError, match="no such directory"):
-        evaluation.evaluate(encoder_dir, fidelity_generator=str(tmp_path / "missing"))
+        registry.evaluate(encoder_dir, fidelity_generator=str(tmp_path / "missing"))
     with pytest.raises(UserError, match="generator.json"):
-        evaluation.evaluate(encoder_dir, fidelity_generator=str(tmp_path))
+        registry.evaluate(encoder_dir, fidelity_generator=str(tmp_path))
     with pytest.raises(UserError, match="fidelity_k"):
-        evaluation.evaluate(encoder_dir, fidelity_generator=str(tmp_path), fidelity_samples=5,
+        registry.evaluate(encoder_dir, fidelity_generator=str(tmp_path), fidelity_samples=5,
                             fidelity_k=5)
 
 

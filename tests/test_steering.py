@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import tasks
-import train
 from configs import genviews, steering
 from data import edits, views
-from models import walks as walks_lib
-from parallel import Runner
+from data import walks as walks_lib
+from tasks import loop
+from tasks.parallel import Runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART_GENERATOR = os.path.join(ROOT, "tests", "assets", "quickstart_generator")
@@ -138,7 +138,7 @@ def trained_walks(tmp_path_factory):
     config.train.steps = 30
     config.train.log_every = 10
     config.train.ckpt_every = 30
-    train.train(config, workdir)
+    loop.train(config, workdir)
     return config, workdir
 
 
@@ -175,7 +175,7 @@ def test_genviews_smoke_runs_on_steered_views(trained_walks, walks, pixel, tmp_p
     if walks == "trained":  # the same tiny random G as the steering smoke run
         config.views.walks = trained_walks[1]
     config.train.steps = 2
-    train.train(config, str(tmp_path))
+    loop.train(config, str(tmp_path))
     assert os.path.exists(tmp_path / "views.png")
     task = tasks.get(config)
     grid = task.view_grid(2)  # anchor | views: steered views differ from each other

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import study
-from configs import common, genviews
+from configs import genviews
 from errors import ConfigError, UserError
+from studies import run as study
 from tasks.contrastive import ContrastiveTask
 
 STUDIES = ["studies.ablation", "studies.anchors", "studies.genreal", "quickstart",
@@ -25,7 +25,7 @@ def test_every_study_builds_and_validates_in_its_smoke_form(name):
     config = importlib.import_module(f"configs.{name}").get_config("smoke")
     assert set(config.kinds.keys()) <= set(config.runs.keys())
     for run in config.runs.values():
-        common.validate(run)
+        study.validate(run)
     for run_name in config.get("x", {}):
         assert run_name in config.runs
 
@@ -33,7 +33,7 @@ def test_every_study_builds_and_validates_in_its_smoke_form(name):
 @pytest.mark.parametrize("name", RUNS)
 def test_paper_runs_use_the_paper_probe_in_their_smoke_form(name):
     config = importlib.import_module(f"configs.{name}").get_config("smoke")
-    common.validate(config)
+    study.validate(config)
     assert "linear_probe_genrep" in config.eval.evaluators
 
 
@@ -41,9 +41,9 @@ def test_bigbigan_needs_only_a_converted_generator():
     from configs.paper import imagenet100_bigbigan_simclr
     config = imagenet100_bigbigan_simclr.get_config()
     with pytest.raises(ConfigError, match="generator.checkpoint: is empty"):
-        common.validate(config)
+        study.validate(config)
     config.generator.checkpoint = "/gens/bigbigan-resnet50"
-    common.validate(config)
+    study.validate(config)
     assert config.generator.family == "bigbigan"
     smoke = imagenet100_bigbigan_simclr.get_config("smoke")
     assert (smoke.generator.family, smoke.generator.init) == ("bigbigan", "random")

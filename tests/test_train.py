@@ -12,10 +12,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-import train
 from configs import genviews, real
+from data.rundir import restore_on_one_device
 from errors import NonFiniteLoss
-from evaluators.features import restore_on_one_device
+from tasks import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,7 +39,7 @@ def finished_run(tmp_path_factory):
     config.train.steps = 8
     config.train.log_every = 2
     config.train.ckpt_every = 4
-    train.train(config, workdir)
+    loop.train(config, workdir)
     return config, workdir
 
 
@@ -61,7 +61,7 @@ def test_a_train_step_lowers_the_loss_of_its_batch():
 
     import losses
     import tasks
-    from parallel import Runner
+    from tasks.parallel import Runner
 
     config = genviews.get_config("smoke")
     task = tasks.get(config)
@@ -93,7 +93,7 @@ def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path):
     shutil.rmtree(os.path.join(copy, "checkpoints", "8"))
     with open(os.path.join(copy, "metrics.jsonl"), "a") as f:
         f.write(json.dumps({"step": 6, "loss": 123.0, "examples_per_sec": 1.0}) + "\n")
-    train.train(config, copy)
+    loop.train(config, copy)
     np.testing.assert_allclose(_flat(_params(copy, 8)), _flat(_params(workdir, 8)),
                                rtol=1e-5, atol=1e-6)
     strip = lambda ms: [(m["step"], round(m["loss"], 4)) for m in ms]  # noqa: E731
@@ -103,7 +103,7 @@ def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path):
 def test_finished_run_is_not_redone(finished_run, capsys):
     config, workdir = finished_run
     before = _metrics(workdir)
-    train.train(config, workdir)
+    loop.train(config, workdir)
     assert "already finished" in capsys.readouterr().out
     assert _metrics(workdir) == before
 
@@ -125,7 +125,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config.train.log_every = 1
     workdir = str(tmp_path / "nan")
     with pytest.raises(NonFiniteLoss, match="last good checkpoint"):
-        train.train(config, workdir)
+        loop.train(config, workdir)
     manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
     step = manager.latest_step()
     assert step is not None and step < 8
@@ -173,15 +173,15 @@ def test_real_data_smoke_runs(tmp_path, tfds_dir):
     config = real.get_config("smoke")
     config.data.data_dir = tfds_dir
     workdir = str(tmp_path / "real")
-    last = train.train(config, workdir)
+    last = loop.train(config, workdir)
     assert np.isfinite(last["loss"]) and 0 <= last["online_acc"] <= 1
 
 
 def test_eval_json_has_every_evaluator(finished_run, tfds_dir):
-    import eval as evaluation
+    from evaluators import registry
 
     _, workdir = finished_run
-    r = evaluation.evaluate(workdir, data_dir=tfds_dir, max_train=300, max_test=100,
+    r = registry.evaluate(workdir, data_dir=tfds_dir, max_train=300, max_test=100,
                             evaluators=["linear_probe", "knn", "fewshot", "linear_probe_genrep"])
     with open(os.path.join(workdir, "eval.json")) as f:
         assert json.load(f) == json.loads(json.dumps(r))
@@ -193,17 +193,17 @@ def test_eval_json_has_every_evaluator(finished_run, tfds_dir):
 
 
 def test_eval_refuses_unfinished_runs_and_unknown_datasets(finished_run, tmp_path, tfds_dir):
-    import eval as evaluation
     from errors import UserError
+    from evaluators import registry
 
     _, workdir = finished_run
     with pytest.raises(UserError, match="unknown dataset 'no_such_dataset'"):
-        evaluation.evaluate(workdir, dataset="no_such_dataset", data_dir=tfds_dir)
+        registry.evaluate(workdir, dataset="no_such_dataset", data_dir=tfds_dir)
     copy = str(tmp_path / "copy")
     shutil.copytree(workdir, copy)
     shutil.rmtree(os.path.join(copy, "checkpoints", "8"))
     with pytest.raises(UserError, match="unfinished"):
-        evaluation.evaluate(copy, data_dir=tfds_dir)
+        registry.evaluate(copy, data_dir=tfds_dir)
     shutil.rmtree(os.path.join(copy, "checkpoints"))
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     result = subprocess.run([sys.executable, "eval.py", "--workdir", copy], cwd=ROOT, env=env,

@@ -10,12 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import train
-from configs import common, genviews
+from configs import genviews
 from data import export, views
 from errors import ConfigError, UserError
 from evaluators import features
 from models import generators
+from studies.run import validate
+from tasks import loop
 from tasks.contrastive import ContrastiveTask
 
 EXPORT = dict(num_anchors=20, num_views=3, seed=5, latent="multi_sigma", sigmas=(0.3, 1.0),
@@ -44,7 +45,7 @@ def test_every_view_type_makes_views_in_the_smoke_config(latent, pixel):
     # The views of the train step (what differs between view types), without the encoder,
     # whose step is the same for every view type and is run end to end below.
     config = _smoke(views__latent=latent, views__pixel=pixel, views__num_views=3)
-    common.validate(config)
+    validate(config)
     task = ContrastiveTask(config)
     out = jax.jit(task.make_views)(0, jnp.arange(4, dtype=jnp.int32))
     x = np.asarray(out["image"])
@@ -59,7 +60,7 @@ def test_multi_view_smoke_run(tmp_path):
     config = _smoke(views__latent="angular", views__pixel="none", loss__name="multipos",
                     views__num_views=3)
     workdir = str(tmp_path / "run")
-    train.train(config, workdir)
+    loop.train(config, workdir)
     lines = _metrics(workdir)
     assert [m["step"] for m in lines] == [1, 2]
     assert all(np.isfinite(m["loss"]) for m in lines)
@@ -87,7 +88,7 @@ def _check_image_tower_is_probed(workdir):
 ])
 def test_impossible_view_settings_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"config key {key}"):
-        common.validate(_smoke(**overrides))
+        validate(_smoke(**overrides))
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_training_from_an_export_with_clip_latent(exported, tmp_path):
     config = _smoke(data__source=exported[0], views__num_views=2, loss__name="clip_latent",
                     loss__clip_max_logit_scale=1 / 0.07)
     workdir = str(tmp_path / "offline")
-    train.train(config, workdir)
+    loop.train(config, workdir)
     lines = _metrics(workdir)
     assert all(np.isfinite(m["loss"]) for m in lines)
     assert all(0 < m["logit_scale"] <= (1 / 0.07) * (1 + 1e-6) for m in lines)
@@ -191,12 +192,12 @@ def test_a_pruned_subset_of_an_export_trains_on_its_rows_with_its_labels(exporte
     np.save(subset / "indices.npy", idx)
     np.save(subset / "labels.npy", noisy)
     config = _smoke(data__source=exported[0], data__subset=str(subset), loss__name="supcon")
-    common.validate(config)
+    validate(config)
     task = ContrastiveTask(config)
     np.testing.assert_array_equal(task.dataset.images, rows["views"][idx, :2])
     np.testing.assert_array_equal(task.dataset.latents, rows["views_z"][idx, :2])
     np.testing.assert_array_equal(task.dataset.labels, noisy[idx])
-    train.train(config, str(tmp_path / "run"))
+    loop.train(config, str(tmp_path / "run"))
     assert all(np.isfinite(m["loss"]) for m in _metrics(str(tmp_path / "run")))
     # Indices of another dataset, or no subset at all, are refused naming the key.
     np.save(subset / "labels.npy", noisy[:10])
@@ -204,4 +205,4 @@ def test_a_pruned_subset_of_an_export_trains_on_its_rows_with_its_labels(exporte
         ContrastiveTask(config)
     for source, where in ((exported[0], tmp_path / "none"), ("generator", subset)):
         with pytest.raises(ConfigError, match="config key data.subset"):
-            common.validate(_smoke(data__source=source, data__subset=str(where)))
+            validate(_smoke(data__source=source, data__subset=str(where)))

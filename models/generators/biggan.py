@@ -26,8 +26,8 @@ Differences from the reference that do not change the images:
   class vector (B, num_classes) (e.g. a mix of classes) is used as given.
 
 Latents should be drawn as the reference's `truncated_noise_sample` does:
-truncation * N(0, 1) truncated to [-2, 2] (`sample_latents`), with the same
-truncation passed to `apply`, which only selects the BatchNorm statistics.
+truncation * N(0, 1) truncated to [-2, 2] (as data/views.py draws anchors), with
+the same truncation passed to `apply`, which only selects the BatchNorm statistics.
 """
 
 from __future__ import annotations
@@ -341,12 +341,6 @@ def class_vector(y: jax.Array, num_classes: int) -> jax.Array:
     raise ValueError(
         f"y must be integer class ids (B,) or class vectors (B, {num_classes}), "
         f"got {y.dtype}{tuple(y.shape)}")
-
-
-def sample_latents(rng: jax.Array, batch: int, z_dim: int = 128,
-                   truncation: float = 1.0) -> jax.Array:
-    """z as the reference samples it: truncation * N(0, 1) truncated to [-2, 2]."""
-    return truncation * jax.random.truncated_normal(rng, -2.0, 2.0, (batch, z_dim), jnp.float32)
 
 
 def make_apply(config: BigGANConfig):

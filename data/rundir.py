@@ -1,0 +1,108 @@
+"""The run directory: the one module that reads and writes it.
+
+    DIR/config.json     the resolved config
+    DIR/metrics.jsonl   one JSON object per logged step: `step`, `loss`, `examples_per_sec`, ...
+    DIR/tensorboard/    the same metrics as TensorBoard events
+    DIR/checkpoints/    Orbax checkpoints of the train state, one folder per step
+
+The training loop (tasks/loop.py) writes it; the evaluators (evaluators/features.py)
+read its config and its latest checkpoint. Both stand above this module, which is
+why the format lives here and not beside either of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from errors import UserError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+
+
+def prepare(workdir: str) -> str:
+    """Creates DIR and checks it is writable, before any compute; returns its absolute path."""
+    workdir = os.path.abspath(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_test_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"workdir {workdir} is not writable: {e.strerror or e}") from None
+    return workdir
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+    """DIR/config.json: the resolved config, keys sorted."""
+    with open(os.path.join(workdir, CONFIG), "w") as f:
+        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+    """DIR/config.json; a UserError when DIR is not a run directory."""
+    path = os.path.join(workdir, CONFIG)
+    if not os.path.exists(path):
+        raise UserError(f"{workdir} is not a run directory: {path} is missing")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def checkpoints(workdir: str, keep: int | None = None) -> ocp.CheckpointManager:
+    """The Orbax manager of DIR/checkpoints; with `keep`, one that writes (creating the folder)
+    and keeps that many checkpoints, else one that only reads."""
+    directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
+    if keep is None:
+        return ocp.CheckpointManager(directory)
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    return ocp.CheckpointManager(directory, options=options)
+
+
+def restore_on_one_device(manager: ocp.CheckpointManager, step: int):
+    """The pytree of checkpoint `step` on this host's first device, whatever topology
+    (devices, hosts) saved it: a run trained on 8 GPUs is evaluated on one CPU."""
+    path = os.path.join(str(manager.directory), str(step), "default")
+    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                          metadata)
+    return manager.restore(step, args=ocp.args.StandardRestore(target))
+
+
+class MetricsWriter:
+    """metrics.jsonl (one JSON object per logged step) and TensorBoard, on process 0 only."""
+
+    def __init__(self, workdir: str, resume_step: int, enabled: bool):
+        self.enabled = enabled
+        self.path = os.path.join(workdir, METRICS)
+        self.tb = None
+        if not enabled:
+            return
+        # Lines past the checkpoint we resume from belong to a run that is redone.
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+            with open(self.path, "w") as f:
+                f.writelines(kept)
+        try:
+            from flax.metrics import tensorboard
+            self.tb = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
+        except ImportError:  # TensorBoard is optional; metrics.jsonl is the record
+            self.tb = None
+
+    def write(self, step: int, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.tb is not None:
+            for k, v in metrics.items():
+                self.tb.scalar(k, v, step)
+            self.tb.flush()

@@ -1,0 +1,108 @@
+"""The one training loop, for every task: init or resume, step, log, checkpoint, finish.
+
+`train(config, workdir)` fills the run directory (data/rundir.py: config.json,
+metrics.jsonl, checkpoints/). Running it again resumes from the latest
+checkpoint; a finished run is not redone. Each process feeds its own rows of
+each global batch; the step runs on every device of every process (tasks/parallel.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import jax
+import orbax.checkpoint as ocp
+from tqdm import tqdm
+
+import tasks
+from data import rundir
+from data.grids import save_grid
+from errors import NonFiniteLoss, UserError
+from tasks.parallel import Runner
+from tasks.validate import validate
+
+
+def train(config, workdir: str) -> dict:
+    """Trains `config` in `workdir` (resuming if it holds checkpoints); returns the last metrics."""
+    validate(config, jax.device_count(), jax.process_count())
+    task = tasks.get(config)  # loads the generator or the data: bad paths fail here
+    workdir = rundir.prepare(workdir)
+    leader = jax.process_index() == 0
+    if leader:
+        rundir.write_config(workdir, config)
+    runner = Runner(task.step, config.parallel)
+    state = jax.device_put(task.init_state(), runner.replicated)
+    manager = rundir.checkpoints(workdir, keep=config.train.keep_checkpoints)
+    latest = manager.latest_step()
+    if latest is not None:
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        try:
+            state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+        except (ValueError, KeyError, TypeError) as e:
+            raise UserError(
+                f"{workdir}: its checkpoint (step {latest}) does not fit this config's model and "
+                f"optimizer (made by another config or an older genviews: {type(e).__name__}); "
+                "use a new --workdir") from None
+    start, total = int(state.step), config.train.steps
+    writer = rundir.MetricsWriter(workdir, start, leader)
+    last: dict = {}
+    if latest is None:
+        # The initial state is a checkpoint too: step 0 (an untrained encoder) is what
+        # a random baseline evaluates, with the same code as a trained one.
+        manager.save(0, args=ocp.args.StandardSave(state))
+    elif start >= total:
+        print(f"{workdir}: already finished at step {start}", flush=True)
+    if start and start < total:
+        print(f"{workdir}: resuming from step {start}", flush=True)
+    if start < total:
+        last = _loop(config, task, runner, manager, writer, state, start, total, leader)
+    manager.wait_until_finished()
+    final = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(
+        jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
+    task.finish(final, workdir)
+    manager.close()
+    return last
+
+
+def _loop(config, task, runner, manager, writer, state, start, total, leader) -> dict:
+    batches = task.batches(start, jax.process_index(), jax.process_count())
+    device_state = runner.put_state(state)
+    pending: list = []
+    last: dict = {}
+    mark_step, mark_time = start, time.time()
+    bar = tqdm(total=total, initial=start, disable=not leader, unit="step", dynamic_ncols=True,
+               mininterval=1.0)
+    for step in range(start, total):
+        device_state, metrics = runner(device_state, runner.put_batch(next(batches)))
+        pending.append(metrics)
+        done = step + 1
+        bar.update(1)
+        if done % config.train.log_every and done % config.train.ckpt_every and done != total:
+            continue
+        # Every step's loss since the last check is checked before anything is saved.
+        values = [runner.metrics(m) for m in pending]
+        pending.clear()
+        bad = next((v for v in values if not math.isfinite(v["loss"])), None)
+        if bad is not None:
+            bar.close()
+            manager.wait_until_finished()
+            raise NonFiniteLoss(
+                f"the loss became {bad['loss']} before step {done}; stopped. The last good "
+                f"checkpoint (step {manager.latest_step()}) is kept in {manager.directory}")
+        now = time.time()
+        last = dict(values[-1])
+        last["examples_per_sec"] = (done - mark_step) * config.train.batch_size / (now - mark_time)
+        mark_step, mark_time = done, now
+        if done % config.train.log_every == 0 or done == total:
+            writer.write(done, last)
+            bar.set_postfix(loss=f"{last['loss']:.4f}", ex_s=f"{last['examples_per_sec']:.0f}")
+        if done % config.train.ckpt_every == 0 or done == total:
+            manager.save(done, args=ocp.args.StandardSave(runner.get_state(device_state)))
+        if config.train.grid_every and done % config.train.grid_every == 0 and done != total \
+                and hasattr(task, "sample_grid") and leader:
+            save_grid(os.path.join(manager.directory.parent, f"samples_{done:06d}.png"),
+                      task.sample_grid(runner.get_state(device_state)))
+    bar.close()
+    return last
