@@ -31,7 +31,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import numpy as np
+
+from models import generators
+from models.generators import bigbigan, biggan
 
 
 class ConversionError(Exception):
@@ -119,8 +123,6 @@ def _read_json(path: str) -> dict:
 
 def write_generator(out_dir: str, generator: Any, params: Any, overwrite: bool = False) -> None:
     """Saves with `models.generators.save` into a temporary sibling, then renames it to DIR."""
-    from models import generators
-
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
         if not overwrite:
@@ -148,8 +150,6 @@ def convert_biggan(checkpoint: str, config: str | None, out: str, overwrite: boo
 
     `config` defaults to config.json beside the checkpoint (the published layout).
     """
-    from models.generators import biggan
-
     start = time.time()
     config = config or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "config.json")
     try:
@@ -179,8 +179,6 @@ def convert_bigbigan(checkpoint: str, out: str, overwrite: bool = False,
     96, z ∈ R^120, a 128-d embedding); then every variable the generator needs is
     checked for presence and shape before any is read.
     """
-    from models.generators import bigbigan
-
     start = time.time()
     log(f"reading the variables of {checkpoint}")
     shapes, read = read_tf_checkpoint(checkpoint)
@@ -200,8 +198,6 @@ def convert_bigbigan(checkpoint: str, out: str, overwrite: bool = False,
 def _write(generator: Any, variables: Any, checkpoint: str, out: str, overwrite: bool,
            start: float, log: Callable[[str], Any], what: str) -> dict:
     """Writes DIR `out` and logs and returns the conversion's summary."""
-    import jax
-
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables["params"]))
     log(f"writing {out}")
     write_generator(out, generator, variables, overwrite=overwrite)

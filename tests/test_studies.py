@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import genviews
+from configs import common, genviews
 from errors import ConfigError, UserError
 from studies import run as study
 from tasks.contrastive import ContrastiveTask
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDIES = ["studies.ablation", "studies.anchors", "studies.genreal", "quickstart",
            "paper.imagenet100_table"]
 RUNS = ["paper.imagenet100_real", "paper.imagenet100_biggan_supcon",
@@ -86,3 +89,61 @@ def test_a_finite_pool_of_anchors_repeats_its_instances():
     config.views.num_anchors = 0  # unlimited: every draw a new anchor
     unlimited = ContrastiveTask(config).instances(keys)
     assert len(np.unique(np.asarray(unlimited["anchor"]), axis=0)) == 32
+
+
+def _steered(walks: str):
+    """A study whose steered-views run takes its walks from another run, "@NAME"."""
+    from configs import steering
+
+    config = common.study_base()
+    config.study = "walks by reference"
+    config.runs.steered = genviews.get_config("smoke")
+    config.runs.steered.views.latent = "steer"
+    config.runs.steered.views.walks = walks
+    config.kinds.steered = "generated"
+    config.runs.walks = steering.get_config("smoke")
+    config.kinds.walks = ""
+    return config
+
+
+def test_a_run_named_by_views_walks_is_trained_first_and_resolved(tmp_path):
+    config = _steered("@walks")
+    study.validate(config)
+    assert study.order(config) == ["walks", "steered"]  # listed after, trained before
+    run = config.runs.steered
+    study.resolve(run, str(tmp_path))
+    assert run.views.walks == str(tmp_path / "walks")
+
+
+def test_views_walks_naming_no_run_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="runs.steered.views.walks: '@nothing' names no run"):
+        study.validate(_steered("@nothing"))
+    path = tmp_path / "study.py"
+    path.write_text("from configs import common, genviews\n\n\ndef get_config(arg=None):\n"
+                    "    c = common.study_base()\n    c.study = 'walks by reference'\n"
+                    "    c.runs.steered = genviews.get_config('smoke')\n"
+                    "    c.runs.steered.views.latent = 'steer'\n"
+                    "    c.runs.steered.views.walks = '@nothing'\n"
+                    "    c.kinds.steered = 'generated'\n    return c\n")
+    result = subprocess.run([sys.executable, "train.py", "--config", str(path), "--workdir",
+                             str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: config key runs.steered.views.walks: '@nothing' names no run of the study"]
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_an_old_eval_key_set_in_a_config_names_its_new_key():
+    config = genviews.get_config("smoke")
+    config.eval.knn_k = 5
+    with pytest.raises(ConfigError, match="config key eval.knn_k: is now eval.knn.k"):
+        study.validate(config)
+
+
+def test_the_old_prune_study_command_points_to_the_new_one():
+    result = subprocess.run([sys.executable, "-m", "evaluators.prune_study", "--encoder", "x"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: python -m evaluators.prune_study is now python -m studies.prune (same arguments)"]

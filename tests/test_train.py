@@ -159,6 +159,39 @@ def test_bad_input_is_one_line_and_overwrites_nothing(tmp_path, args, expected):
     assert sorted(os.listdir(workdir)) == ["config.json"]
 
 
+def _one_line_error(result) -> str:
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    return lines[0]
+
+
+def test_config_errors_found_after_loading_are_one_line(tmp_path):
+    # supcon on a generator that turns out unconditional only when it is loaded
+    import jax
+
+    from models import generators
+
+    g = generators.build("dcgan", {"z_dim": 16, "num_classes": 0, "resolution": 32, "width": 8})
+    generators.save(str(tmp_path / "g"), g, jax.jit(g.init)(jax.random.key(0)))
+    line = _one_line_error(_cli(
+        "--config", "configs/genviews.py:smoke", "--workdir", str(tmp_path / "supcon"),
+        "--config.generator.init=checkpoint", f"--config.generator.checkpoint={tmp_path / 'g'}",
+        "--config.loss.name=supcon"))
+    assert "config key loss.name: supcon needs classes" in line
+    # a generator family that can be loaded but not pretrained here
+    line = _one_line_error(_cli("--config", "configs/generator.py:smoke", "--workdir",
+                                str(tmp_path / "gan"), "--config.generator.family=biggan_deep"))
+    assert "config key generator.family" in line
+
+
+def test_a_renamed_key_names_its_new_name(tmp_path):
+    line = _one_line_error(_cli("--config", "configs/genviews.py:smoke", "--workdir",
+                                str(tmp_path / "run"), "--config.eval.knn_k=5"))
+    assert line == "error: config key eval.knn_k is now eval.knn.k"
+    assert not os.path.exists(tmp_path / "run")
+
+
 def test_unknown_dataset_and_unwritable_workdir(tmp_path, tfds_dir):
     result = _cli("--config", "configs/real.py:smoke", "--workdir", str(tmp_path / "r"),
                   "--config.data.name=no_such_dataset")
