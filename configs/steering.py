@@ -4,7 +4,7 @@
         --config.generator.checkpoint=runs/quickstart/generator
     python train.py --config configs/steering.py:smoke --workdir /tmp/walks   # tiny random G
 
-The workdir then holds `walks.json` and `walks/` (models/walks.py) and `walks.png`,
+The workdir then holds `walks.json` and `walks/` (data/walks.py) and `walks.png`,
 so it is the `views.walks` of configs/genviews.py with `views.latent=steer`.
 
 Args (comma-separated): `smoke` shrinks the run to seconds on one CPU and declares

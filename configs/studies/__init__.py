@@ -1,6 +1,6 @@
 """Studies of GenRep's questions on the embedded default (genviews_shapes).
 
-Each file is a study config (see study.py), run as
+Each file is a study config (see studies/run.py), run as
 
     python train.py --config configs/studies/NAME.py[:ARGS] --workdir results/NAME
 
