@@ -11,9 +11,16 @@ evaluators/, a study's keys by studies/run.py.
 
 from __future__ import annotations
 
+import os
+
 import ml_collections
 
 from errors import ConfigError
+
+# The embedded pretrained generator: genviews' class-conditional ResNet GAN trained on
+# genviews_shapes (how: pretrained/genviews_shapes/README.md). It ships in the repository.
+SHIPPED_GENERATOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                 "pretrained", "genviews_shapes")
 
 # Keys renamed since runs were written: old key -> new key. A config that sets an old key
 # fails with one line naming the new one; a run directory's config.json is read as renamed.
@@ -70,6 +77,10 @@ def base() -> ml_collections.ConfigDict:
     c.views.sigma = 0.2  # σ of the Gaussian (and angular) neighbourhood
     c.views.sigmas = (0.1, 0.2, 0.5)  # multi_sigma: each view's σ is drawn uniformly from these
     c.views.num_views = 2  # views per instance (≥ 2)
+    # GenRep's form: the first view is the anchor G(z) itself, the others are drawn
+    # (G(z + σε) for gaussian). False: every view is drawn, so two Gaussian views are
+    # √2·σ apart and σ is not GenRep's σ.
+    c.views.anchor_view = False
     # >0: instances are drawn from a fixed pool of this many (anchor, view latents), keyed
     # by seed (a finite generated dataset); 0 = a new instance at every draw
     c.views.num_anchors = 0
@@ -165,6 +176,10 @@ def study_base() -> ml_collections.ConfigDict:
     c.x = ml_collections.ConfigDict()
     c.x_label = "x"  # the x-axis label
     c.x_log = False  # a log-scale x-axis
+    # Each probed run is trained and evaluated with this many seeds (config.seed + 0, 1, ...):
+    # a seed changes the encoder's init, the views and the data order. Rows report the
+    # mean ± std over seeds; seed k > 0 of run NAME goes to DIR/NAME.seedK/.
+    c.seeds = 1
     c.fidelity = ml_collections.ConfigDict()
     # Views of every generated run against their anchors and real images, in the features
     # of this encoder ("@RUN" or a run directory; "" = off): one feature space for all runs.

@@ -16,24 +16,25 @@ def get_config(arg: str | None = None):
     c.task = "generator"
     c.data.source = "real"
     c.data.name = "genviews_shapes"
-    c.generator.family = "dcgan"
+    c.generator.family = "resnet"
     c.generator.z_dim = 64
     c.generator.num_classes = 10
     c.generator.resolution = 32
     c.generator.width = 32
     c.gan = ml_collections.ConfigDict()
     c.gan.d_width = 32  # base channel width of the discriminator
-    # A high learning rate: on 2 CPU cores the GAN gets ~1k steps; at 2e-4 it had
-    # collapsed to one image by then, at 1e-3 it had not.
-    c.gan.lr_g = 1e-3  # Adam learning rate of the generator
-    c.gan.lr_d = 1e-3  # Adam learning rate of the discriminator
+    c.gan.diffaugment = True  # DiffAugment (colour, translation, cutout) on D's inputs
+    c.gan.aux_weight = 1.0  # weight of the auxiliary classifier loss (AC-GAN); resnet only
+    c.gan.ema_decay = 0.999  # >0: export an EMA of G's weights with this decay
+    c.gan.lr_g = 2e-4  # Adam learning rate of the generator
+    c.gan.lr_d = 2e-4  # Adam learning rate of the discriminator
     c.gan.b1 = 0.5  # Adam β1 (DCGAN)
     c.gan.b2 = 0.999  # Adam β2 (DCGAN)
     c.train.batch_size = 64
-    c.train.steps = 1200
+    c.train.steps = 4000
     c.train.log_every = 100
-    c.train.ckpt_every = 400
-    c.train.grid_every = 400
+    c.train.ckpt_every = 500
+    c.train.grid_every = 500
     if "smoke" in common.parse_arg(arg):
         common.smoke(c)
         c.generator.width = 8

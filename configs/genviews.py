@@ -1,10 +1,9 @@
 """Contrastive training on views sampled from a pretrained generator (GenRep).
 
-    python train.py --config configs/genviews.py --workdir runs/genviews \
-        --config.generator.checkpoint=runs/generator
+    python train.py --config configs/genviews.py --workdir runs/genviews   # shipped G
     python train.py --config configs/genviews.py:smoke --workdir /tmp/gv   # random small G
     python train.py --config configs/genviews.py --workdir runs/steered \
-        --config.generator.checkpoint=runs/generator --config.views.latent=steer \
+        --config.views.latent=steer \
         --config.views.walks=runs/walks   # views along walks learned by configs/steering.py
 
 Args (comma-separated): `smoke` shrinks the run to seconds on one CPU and declares
@@ -18,6 +17,7 @@ from configs import common
 def get_config(arg: str | None = None):
     c = common.base()
     c.data.source = "generator"
+    c.generator.checkpoint = common.SHIPPED_GENERATOR  # the embedded pretrained generator
     c.views.latent = "gaussian"
     c.views.pixel = "simclr"
     c.views.sigma = 0.2  # GenRep's best σ for BigBiGAN + SimCLR

@@ -2,21 +2,26 @@
 
     python train.py --config configs/quickstart.py --workdir runs/quickstart
 
-1. pretrain the small class-conditional GAN on genviews_shapes;
-2. train a ConvNet on its views (latent Gaussian neighbour + SimCLR pixel views)
-   with SimCLR's NT-Xent (GenRep's recipe for BigBiGAN; its BigGAN recipe, SupCon
-   on the generator's classes, scored about the same here: see README, Results);
+1. take the shipped pretrained class-conditional generator (pretrained/genviews_shapes,
+   made by configs/generator.py; `train_generator` pretrains one first instead);
+2. train a ConvNet on its views (GenRep's pairs: the anchor G(z) and a Gaussian
+   neighbour G(z + σε), plus SimCLR pixel views) with SupCon on the generator's
+   classes: GenRep's recipe for a class-conditional generator;
 3. train the same encoder on real images with pixel views (SimCLR), same budget;
 4. a randomly initialised encoder (0 steps);
-5. probe all on real genviews_shapes (linear probe and kNN) → results.md/json/png.
+5. probe all on real genviews_shapes (linear probe, kNN, few-shot) → results.md/json/png.
 
-Args: `smoke` makes every run a smoke run (seconds each).
+Args (comma-separated): `smoke` makes every run a smoke run (seconds each);
+`seeds=N` trains and probes every encoder with N seeds (mean ± std; default 1);
+`train_generator` pretrains the generator first (configs/generator.py), as the
+shipped one was made.
 """
 
 from configs import common, generator, genviews, real
 
 STEPS = 300  # encoder steps of every contrastive run (the same budget for all)
 BATCH = 128  # instances per step
+SIGMA = 1.0  # the Gaussian neighbour's σ (GenRep's best for a class-conditional G + SupCon)
 
 
 def encoder_run(smoke: bool, cfg, steps: int = STEPS, batch: int = BATCH):
@@ -37,21 +42,24 @@ def encoder_run(smoke: bool, cfg, steps: int = STEPS, batch: int = BATCH):
 
 
 def get_config(arg: str | None = None):
-    smoke = "smoke" in common.parse_arg(arg)
+    options = common.parse_options(arg, {"smoke": False, "seeds": 1, "train_generator": False})
+    smoke = options["smoke"]
     sub_arg = "smoke" if smoke else None
     c = common.study_base()
     c.study = "quickstart: generated views vs real images on genviews_shapes"
-
-    c.runs.generator = generator.get_config(sub_arg)
-    c.kinds.generator = ""
+    c.seeds = options["seeds"]
 
     cfg = encoder_run(smoke, genviews.get_config(sub_arg))
-    cfg.generator.init = "checkpoint"
-    cfg.generator.checkpoint = "@generator"
-    cfg.views.sigma = 0.5
-    cfg.loss.name = "ntxent"
-    c.runs.genviews_simclr = cfg
-    c.kinds.genviews_simclr = "generated"
+    if options["train_generator"]:
+        c.runs.generator = generator.get_config(sub_arg)
+        c.kinds.generator = ""
+        cfg.generator.init = "checkpoint"
+        cfg.generator.checkpoint = "@generator"
+    cfg.views.sigma = SIGMA
+    cfg.views.anchor_view = True
+    cfg.loss.name = "supcon"
+    c.runs.genviews_supcon = cfg
+    c.kinds.genviews_supcon = "generated"
 
     c.runs.real_simclr = encoder_run(smoke, real.get_config(sub_arg))
     c.kinds.real_simclr = "real"

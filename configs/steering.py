@@ -1,7 +1,7 @@
 """Learns steering walks (colour, zoom, x/y shift, rotation) of a pretrained generator.
 
     python train.py --config configs/steering.py --workdir runs/walks \
-        --config.generator.checkpoint=runs/quickstart/generator
+        --config.generator.checkpoint=pretrained/genviews_shapes
     python train.py --config configs/steering.py:smoke --workdir /tmp/walks   # tiny random G
 
 The workdir then holds `walks.json` and `walks/` (data/walks.py) and `walks.png`,
@@ -17,7 +17,7 @@ from configs import common
 def get_config(arg: str | None = None):
     c = common.base()
     c.task = "steering"
-    c.generator.checkpoint = "runs/quickstart/generator"  # the quickstart's GAN
+    c.generator.checkpoint = common.SHIPPED_GENERATOR  # the embedded pretrained generator
     # GenRep's recipe: Adam at 1e-3 (160k samples; 2,500 steps of 64 here), no decay.
     c.optim.name = "adam"
     c.optim.lr = 1e-3

@@ -14,6 +14,8 @@ import json
 import os
 import shutil
 
+import numpy as np
+
 from errors import UserError
 from evaluators import registry
 from studies import plots
@@ -29,12 +31,56 @@ def headline(result: dict) -> dict[str, float]:
             continue
         if "top1" in part:
             out[f"{name}_top1"] = part["top1"]
+        if isinstance(part.get("val_top1"), dict) and "l2" in part:
+            # Validation top-1 at the chosen L2 (a part of train): what a study picks runs by.
+            out[f"{name}_val_top1"] = part["val_top1"][str(part["l2"])]
         for key, value in part.items():  # nested results, e.g. fewshot's per-shot entries
             if isinstance(value, dict) and "top1" in value:
                 out[f"{name}_{key}_top1"] = value["top1"]
                 if "std" in value:
                     out[f"{name}_{key}_std"] = value["std"]
     return out
+
+
+def over_seeds(per_seed: list[dict]) -> dict:
+    """One row from the headlines of several seeds of a run: each number's mean under its own
+    key, its standard deviation over seeds (ddof = 1) under KEY_std (for a top-1 NAME_top1:
+    NAME_std), and every seed's own numbers under `seeds`. One seed: its numbers as they are."""
+    if len(per_seed) == 1:
+        return {**{k: v for k, v in per_seed[0].items() if k != "seed"}, "seeds": per_seed}
+    row: dict = {}
+    for key in per_seed[0]:
+        if key == "seed" or key.endswith("_std"):
+            continue
+        values = np.array([s[key] for s in per_seed], np.float64)
+        row[key] = float(values.mean())
+        if key.endswith("_top1"):
+            row[key.removesuffix("_top1") + "_std"] = float(values.std(ddof=1))
+    row["seeds"] = per_seed
+    return row
+
+
+def difference(a: dict, b: dict, key: str = "linear_probe_top1") -> tuple[float, float | None]:
+    """(mean of a − mean of b, its standard error) for rows over seeds; the error is None when
+    either row has a single seed (no spread measured)."""
+    sa = [s[key] for s in a.get("seeds", [a])]
+    sb = [s[key] for s in b.get("seeds", [b])]
+    diff = float(np.mean(sa) - np.mean(sb))
+    if len(sa) < 2 or len(sb) < 2:
+        return diff, None
+    se = float(np.sqrt(np.var(sa, ddof=1) / len(sa) + np.var(sb, ddof=1) / len(sb)))
+    return diff, se
+
+
+def reading(a: dict, b: dict, key: str = "linear_probe_top1") -> str:
+    """'A − B = d ± SE points: resolved / not resolved', the rule every study's text follows:
+    a difference is stated only where it exceeds twice its standard error."""
+    diff, se = difference(a, b, key)
+    if se is None:
+        return (f"{a['run']} − {b['run']} = {diff:+.2f} points (one seed: no spread measured, "
+                "not resolved)")
+    verdict = "resolved" if abs(diff) > 2 * se else "not resolved (within 2 standard errors)"
+    return f"{a['run']} − {b['run']} = {diff:+.2f} ± {se:.2f} points (SE): {verdict}"
 
 
 def compare(workdirs: list[str], dataset: str | None = None) -> str:
@@ -98,18 +144,22 @@ def write(workdir: str, config, results: dict) -> None:
     for name, info in results["other_runs"].items():
         lines.append(f"\n{name}: trained in {info['wall_s']:.0f} s")
     by_kind = {}
-    for r in rows:
+    for r in rows:  # the best run of each kind, picked on validation top-1 (never on test)
+        pick = r.get("linear_probe_val_top1", r["linear_probe_top1"])
         best = by_kind.get(r["data"])
-        if best is None or r["linear_probe_top1"] > best["linear_probe_top1"]:
+        if best is None or pick > best.get("linear_probe_val_top1", best["linear_probe_top1"]):
             by_kind[r["data"]] = r
+    seeds = len(rows[0].get("seeds", [None])) if rows else 1
+    lines.append(f"\nEach row: mean ± std over {seeds} seed(s) of training and evaluation. A "
+                 "difference is stated only where it exceeds twice its standard error.")
     if {"generated", "real"} <= by_kind.keys():
         g, r = by_kind["generated"], by_kind["real"]
-        lines.append(f"\nBest generated-views encoder ({g['run']}) reaches "
-                     f"{100 * g['linear_probe_top1'] / r['linear_probe_top1']:.1f}% of the "
-                     f"real-data encoder's linear-probe top-1.")
+        ratio = 100 * g["linear_probe_top1"] / r["linear_probe_top1"]
+        lines.append(f"\nBest generated-views encoder on validation top-1 ({g['run']}): its "
+                     f"linear-probe test top-1 is {ratio:.1f}% of the real-data encoder's "
+                     f"({r['run']}). {reading(g, r)}.")
         if "random" in by_kind:
-            lines.append(f"It beats the random encoder by "
-                         f"{g['linear_probe_top1'] - by_kind['random']['linear_probe_top1']:.1f} points.")
+            lines.append(f"Against the random encoder: {reading(g, by_kind['random'])}.")
         grid = os.path.join(workdir, g["run"], "views.png")
         if os.path.exists(grid):
             shutil.copy(grid, os.path.join(workdir, "views.png"))

@@ -101,6 +101,7 @@ def validate(config, num_devices: int = 1, num_processes: int = 1) -> None:
     if config.fidelity.encoder.startswith("@"):
         check(config.fidelity.encoder[1:] in names, "fidelity.encoder",
               f"{config.fidelity.encoder!r} names no run of the study")
+    check(config.get("seeds", 1) >= 1, "seeds", f"must be ≥ 1, got {config.get('seeds')}")
     check(config.fidelity.k >= 1, "fidelity.k", f"must be ≥ 1, got {config.fidelity.k}")
     check(config.fidelity.samples > config.fidelity.k, "fidelity.samples",
           f"must be > fidelity.k = {config.fidelity.k}, got {config.fidelity.samples}")
@@ -159,6 +160,11 @@ def train_and_evaluate(config, directory: str, evaluate: bool = True) -> tuple[f
     return train_s, registry.read_result(directory)
 
 
+def seed_directory(workdir: str, name: str, k: int) -> str:
+    """Where seed k (config.seed + k) of run NAME lives: DIR/NAME for k = 0, DIR/NAME.seedK else."""
+    return os.path.join(workdir, name if k == 0 else f"{name}.seed{k}")
+
+
 def run(config, workdir: str, command: str = "") -> dict:
     """Trains and evaluates every run of the study; writes and returns results.json's content.
 
@@ -172,22 +178,31 @@ def run(config, workdir: str, command: str = "") -> dict:
     rundir.write_config(workdir, config)
 
     rows, extra = [], {}
+    seeds = config.get("seeds", 1)
     for i, name in enumerate(names):
         run_config = config.runs[name]
         resolve(run_config, workdir)
-        directory = os.path.join(workdir, name)
         kind = config.kinds.get(name, "")
-        print(f"[{i + 1}/{len(names)}] {name}: {directory}", flush=True)
-        train_s, result = train_and_evaluate(run_config, directory, evaluate=bool(kind))
-        if not kind:
-            extra[name] = {"wall_s": train_s}
+        if not kind:  # a run that is not probed (a generator, walks) is trained once
+            directory = os.path.join(workdir, name)
+            print(f"[{i + 1}/{len(names)}] {name}: {directory}", flush=True)
+            extra[name] = {"wall_s": train_and_evaluate(run_config, directory, evaluate=False)[0]}
             continue
-        row = {"run": name, "data": kind, **report.headline(result),
-               "wall_s": train_s + result["wall_s"]}
+        per_seed = []
+        for k in range(seeds):
+            seeded = run_config.copy_and_resolve_references()
+            seeded.seed = run_config.seed + k
+            directory = seed_directory(workdir, name, k)
+            print(f"[{i + 1}/{len(names)}] {name}, seed {seeded.seed}: {directory}", flush=True)
+            train_s, result = train_and_evaluate(seeded, directory)
+            per_seed.append({"seed": seeded.seed, **report.headline(result),
+                             "wall_s": train_s + result["wall_s"]})
+            print(f"    linear probe {per_seed[-1]['linear_probe_top1']:.2f}%  "
+                  f"kNN {per_seed[-1]['knn_top1']:.2f}%", flush=True)
+        row = {"run": name, "data": kind, **report.over_seeds(per_seed)}
         if name in config.get("x", {}):
             row["x"] = config.x[name]
         rows.append(row)
-        print(f"    linear probe {row['linear_probe_top1']:.2f}%  kNN {row['knn_top1']:.2f}%", flush=True)
 
     if config.get("fidelity") and config.fidelity.encoder:
         _add_fidelity(config, workdir, rows)

@@ -1,10 +1,21 @@
-"""Pretraining the class-conditional GAN (models/generators/dcgan.py) on real images.
+"""Pretraining a class-conditional GAN (models/generators/resnet.py or dcgan.py) on real images.
 
 One step updates the discriminator once, then the generator once, with the hinge
-loss; the generator's BatchNorm is cross-replica. Latents and fake classes are
-keyed by (seed, step, global example index), like every draw in genviews. At the
-end the generator is exported with `models.generators.save`, so the workdir is a
-generator checkpoint (`generator.json`, `generator/`).
+loss; the generator's BatchNorm is cross-replica. Options (config section `gan`):
+
+- DiffAugment (Zhao et al. 2020): the same differentiable colour, translation and
+  cutout transforms are applied to real and fake images before the discriminator
+  sees them, so it cannot overfit the training set;
+- an auxiliary classifier (AC-GAN): the discriminator also learns to classify
+  real images, and the generator is asked to make fakes it classifies as the
+  class they were drawn for; this is what makes samples draw their class;
+- an exponential moving average of the generator's weights, which is what is
+  exported; its BatchNorm statistics are re-estimated at the end.
+
+Latents and fake classes are keyed by (seed, step, global example index), like
+every draw in genviews. At the end the generator is exported with
+`models.generators.save`, so the workdir is a generator checkpoint
+(`generator.json`, `generator/`).
 """
 
 from __future__ import annotations
@@ -19,8 +30,9 @@ import optax
 import losses
 from data import datasets
 from data.grids import save_grid
+from errors import ConfigError
 from models import generators as gen_lib
-from models.generators.dcgan import DCGANGenerator, ProjectionDiscriminator
+from models.generators import dcgan, resnet
 from tasks.parallel import AXIS
 from tasks.state import TrainState
 
@@ -28,19 +40,49 @@ GRID_CLASSES = 10
 GRID_PER_CLASS = 8
 
 
+def diff_augment(key: jax.Array, image: jax.Array) -> jax.Array:
+    """DiffAugment's colour, translation (±1/8) and cutout (1/2) policy on one image in
+    [-1, 1]; differentiable in the image, so the generator learns through it."""
+    kb, ks, kc, kt, kx = jax.random.split(key, 5)
+    x = image + (jax.random.uniform(kb) - 0.5)
+    mean = x.mean(-1, keepdims=True)
+    x = (x - mean) * (2 * jax.random.uniform(ks)) + mean
+    mean = x.mean()
+    x = (x - mean) * (jax.random.uniform(kc) + 0.5) + mean
+    size = image.shape[0]
+    shift = int(size * 0.125 + 0.5)
+    dy, dx = jax.random.randint(kt, (2,), -shift, shift + 1)
+    padded = jnp.pad(x, ((shift, shift), (shift, shift), (0, 0)))
+    x = jax.lax.dynamic_slice(padded, (shift + dy, shift + dx, 0), x.shape)
+    cut = size // 2
+    cy, cx = jax.random.randint(kx, (2,), 0, size + (1 - cut % 2))
+    rows = jnp.arange(size)[:, None]
+    cols = jnp.arange(size)[None, :]
+    inside = (jnp.abs(rows - cy) < cut // 2 + 0.5) & (jnp.abs(cols - cx) < cut // 2 + 0.5)
+    return x * (1 - inside[..., None].astype(x.dtype))
+
+
 class GeneratorTask:
     def __init__(self, config):
         c = self.config = config
-        if c.generator.family != "dcgan":
-            raise ValueError(f"config key generator.family: only 'dcgan' can be pretrained here, "
-                             f"got {c.generator.family!r} (convert others with models.convert)")
+        if c.generator.family not in ("dcgan", "resnet"):
+            raise ConfigError(f"config key generator.family: only 'dcgan' and 'resnet' can be "
+                              f"pretrained here, got {c.generator.family!r} (convert others with "
+                              "models.convert)")
         self.dataset = datasets.load(c.data.name, c.data.split, image_size=c.generator.resolution,
                                      data_dir=c.data.data_dir, max_examples=c.data.max_examples)
         num_classes = self.dataset.num_classes if c.generator.num_classes else 0
         self.hparams = {"z_dim": c.generator.z_dim, "num_classes": num_classes,
                         "resolution": c.generator.resolution, "width": c.generator.width}
-        self.g = DCGANGenerator(**self.hparams, axis_name=AXIS)
-        self.d = ProjectionDiscriminator(num_classes, c.gan.d_width)
+        if c.generator.family == "resnet":
+            self.g = resnet.ResNetGenerator(**self.hparams, axis_name=AXIS)
+            self.d = resnet.ResNetDiscriminator(num_classes, c.gan.d_width)
+        else:
+            self.g = dcgan.DCGANGenerator(**self.hparams, axis_name=AXIS)
+            self.d = dcgan.ProjectionDiscriminator(num_classes, c.gan.d_width)
+        if c.gan.aux_weight and not (num_classes and c.generator.family == "resnet"):
+            raise ConfigError("config key gan.aux_weight: the auxiliary classifier needs a "
+                              "class-conditional resnet generator (generator.family=resnet)")
         self.tx_g = optax.adam(c.gan.lr_g, b1=c.gan.b1, b2=c.gan.b2)
         self.tx_d = optax.adam(c.gan.lr_d, b1=c.gan.b1, b2=c.gan.b2)
 
@@ -57,6 +99,8 @@ class GeneratorTask:
             x = jnp.zeros((2, c.generator.resolution, c.generator.resolution, 3))
             d_vars = self.d.init(kd, x, y, train=True)
             params = {"g": g_vars["params"], "d": d_vars["params"]}
+            if c.gan.ema_decay:
+                params["g_ema"] = g_vars["params"]
             stats = {"g": g_vars["batch_stats"], "d": d_vars["batch_stats"]}
             opt = {"g": self.tx_g.init(params["g"]), "d": self.tx_d.init(params["d"])}
             return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
@@ -81,14 +125,34 @@ class GeneratorTask:
             return fake, upd["batch_stats"]
 
         fake, g_stats = generate(params["g"])
+        n = real.shape[0]
+
+        def augment(images, *streams):
+            """DiffAugment with keys (example, stream): one stream per group of n images."""
+            if not c.gan.diffaugment:
+                return images
+            aug_keys = jnp.concatenate([jax.vmap(lambda k, s=s: jax.random.fold_in(k, s))(keys)
+                                        for s in streams])
+            return jax.vmap(diff_augment)(aug_keys, images)
+
+        def discriminate(d_params, d_stats, images, labels, train):
+            variables = {"params": d_params, "batch_stats": d_stats}
+            if train:
+                out, upd = self.d.apply(variables, images, labels, train=True,
+                                        mutable=["batch_stats"])
+                return out, upd["batch_stats"]
+            return self.d.apply(variables, images, labels, train=False), d_stats
 
         def d_loss_fn(d_params):
-            both = jnp.concatenate([real, jax.lax.stop_gradient(fake)])
+            both = augment(jnp.concatenate([real, jax.lax.stop_gradient(fake)]), 2, 3)
             labels = jnp.concatenate([y_real, y_fake])
-            logits, upd = self.d.apply({"params": d_params, "batch_stats": stats["d"]}, both, labels,
-                                       train=True, mutable=["batch_stats"])
-            n = real.shape[0]
-            return losses.hinge_discriminator(logits[:n], logits[n:]), upd["batch_stats"]
+            out, new_stats = discriminate(d_params, stats["d"], both, labels, True)
+            logits, class_logits = out if isinstance(out, tuple) else (out, None)
+            loss = losses.hinge_discriminator(logits[:n], logits[n:])
+            if c.gan.aux_weight:
+                loss = loss + c.gan.aux_weight * optax.softmax_cross_entropy_with_integer_labels(
+                    class_logits[:n], y_real).mean()
+            return loss, new_stats
 
         (d_loss, d_stats), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(params["d"])
         d_grads = jax.lax.pmean(d_grads, AXIS)
@@ -97,17 +161,27 @@ class GeneratorTask:
 
         def g_loss_fn(g_params):
             fake, new_stats = generate(g_params)
-            logits = self.d.apply({"params": d_params, "batch_stats": d_stats}, fake, y_fake,
-                                  train=False)
-            return losses.hinge_generator(logits), new_stats
+            out, _ = discriminate(d_params, d_stats, augment(fake, 4), y_fake, False)
+            logits, class_logits = out if isinstance(out, tuple) else (out, None)
+            loss = losses.hinge_generator(logits)
+            if c.gan.aux_weight:
+                loss = loss + c.gan.aux_weight * optax.softmax_cross_entropy_with_integer_labels(
+                    class_logits, y_fake).mean()
+            return loss, new_stats
 
         (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(params["g"])
         g_grads = jax.lax.pmean(g_grads, AXIS)
         g_updates, g_opt = self.tx_g.update(g_grads, state.opt_state["g"], params["g"])
         g_params = optax.apply_updates(params["g"], g_updates)
+        new_params = {"g": g_params, "d": d_params}
+        if c.gan.ema_decay:
+            # Plain averaging for the first steps, so the average does not start from init.
+            decay = jnp.minimum(c.gan.ema_decay, (state.step + 1.0) / (state.step + 10.0))
+            new_params["g_ema"] = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p,
+                                               params["g_ema"], g_params)
         metrics = jax.lax.pmean({"d_loss": d_loss, "g_loss": g_loss}, AXIS)
         metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]
-        return TrainState(step=state.step + 1, params={"g": g_params, "d": d_params},
+        return TrainState(step=state.step + 1, params=new_params,
                           batch_stats={"g": g_stats, "d": d_stats},
                           opt_state={"g": g_opt, "d": d_opt}), metrics
 
@@ -116,14 +190,40 @@ class GeneratorTask:
                                 start_step=start_step, process_index=process_index,
                                 process_count=process_count)
 
-    def generator(self, state: TrainState) -> gen_lib.Generator:
-        g = gen_lib.build("dcgan", self.hparams)
-        variables = {"params": state.params["g"], "batch_stats": state.batch_stats["g"]}
-        return dataclasses.replace(g, params=jax.device_get(variables))
+    def generator(self, state: TrainState, stats_batches: int = 40) -> gen_lib.Generator:
+        """The generator to export: the weight average when there is one, with BatchNorm
+        statistics re-estimated for those weights from `stats_batches` batches."""
+        c = self.config
+        g = gen_lib.build(c.generator.family, self.hparams)
+        params = state.params["g_ema"] if c.gan.ema_decay else state.params["g"]
+        stats = state.batch_stats["g"]
+        if c.gan.ema_decay:
+            stats = self._standing_stats(params, stats, stats_batches)
+        return dataclasses.replace(g, params=jax.device_get({"params": params,
+                                                             "batch_stats": stats}))
+
+    def _standing_stats(self, params, stats, batches: int = 40, size: int = 256):
+        """BatchNorm running statistics of `params`, from `batches` batches of fresh samples."""
+        module = type(self.g)(**self.hparams)
+        classes = max(self.hparams["num_classes"], 1)
+
+        @jax.jit
+        def update(stats, key):
+            kz, ky = jax.random.split(key)
+            z = jax.random.normal(kz, (size, self.hparams["z_dim"]))
+            y = jax.random.randint(ky, (size,), 0, classes)
+            _, upd = module.apply({"params": params, "batch_stats": stats}, z, y, train=True,
+                                  mutable=["batch_stats"])
+            return upd["batch_stats"]
+
+        key = jax.random.key(self.config.seed + 7919)
+        for i in range(batches):
+            stats = update(stats, jax.random.fold_in(key, i))
+        return stats
 
     def sample_grid(self, state: TrainState) -> np.ndarray:
         """(classes, per class, H, W, 3) in [0, 1] from fixed latents."""
-        g = self.generator(state)
+        g = self.generator(state, stats_batches=8)
         rows = max(self.hparams["num_classes"], 1)
         z = jax.random.truncated_normal(jax.random.key(1234), -2, 2, (rows * GRID_PER_CLASS, g.z_dim))
         y = jnp.repeat(jnp.arange(rows), GRID_PER_CLASS)

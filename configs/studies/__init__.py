@@ -6,9 +6,10 @@ Each file is a study config (see studies/run.py), run as
 
 ARGS (comma-separated): `smoke` (seconds per run, a small random generator),
 `steps=N` and `batch=N` (encoder budget of every run; default the quickstart's
-300 × 128), `generator=DIR` (default runs/quickstart/generator, which the
-quickstart trains), `walks=DIR` (steering walks of that generator, from
-configs/steering.py: studies that compare view types add a steered-views run).
+300 × 128), `seeds=N` (seeds per run, default 3; rows are mean ± std),
+`generator=DIR` (default the shipped pretrained/genviews_shapes), `walks=DIR`
+(steering walks of that generator, from configs/steering.py: studies that
+compare view types add a steered-views run).
 On 2 CPU cores a run at the default scale costs about 3–4 minutes (quickstart:
 221 s on generated views, 185 s on real images, training and evaluation); it
 grows linearly with steps × batch.
@@ -23,7 +24,7 @@ import ml_collections
 from configs import common, genviews, quickstart, real
 
 DEFAULTS = {"smoke": False, "steps": quickstart.STEPS, "batch": quickstart.BATCH,
-            "generator": "runs/quickstart/generator", "walks": ""}
+            "generator": common.SHIPPED_GENERATOR, "walks": "", "seeds": 3}
 
 
 class Study:
@@ -34,6 +35,7 @@ class Study:
         self.smoke = self.options["smoke"]
         self.config = common.study_base()
         self.config.study = title
+        self.config.seeds = self.options["seeds"]
 
     def _scaled(self, cfg):
         o = self.options

@@ -29,9 +29,15 @@ def _num_upsamplings(resolution: int) -> int:
     return n
 
 
-def _channels(width: int, n: int) -> list[int]:
-    """Channels at 4×4, 8×8, ...: 4w for the two coarsest, then halving down to w."""
-    return [width * max(1, 4 // 2 ** max(0, i - 1)) for i in range(n + 1)]
+def _generator_channels(width: int, n: int) -> list[int]:
+    """Channels at 4×4, 8×8, ...: 4w, halving at each doubling of the side, at least w/2.
+    Cheap at full resolution: sampling views inside every train step costs little."""
+    return [max(4 * width >> i, width // 2) for i in range(n + 1)]
+
+
+def _discriminator_channels(width: int, n: int) -> list[int]:
+    """Channels of the down-blocks from full size: w, 2w, 4w, then 4w at 4×4."""
+    return [width * min(2 ** i, 4) for i in range(n + 1)]
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -84,7 +90,7 @@ class ResNetGenerator(nn.Module):
     @nn.compact
     def __call__(self, z, y, train: bool = False):
         n = _num_upsamplings(self.resolution)
-        channels = _channels(self.width, n)
+        channels = _generator_channels(self.width, n)
         h = nn.Dense(4 * 4 * channels[0])(z).reshape(z.shape[0], 4, 4, channels[0])
         for c in channels[1:]:
             h = UpBlock(c, self.num_classes, train, self.axis_name)(h, y)
@@ -126,7 +132,7 @@ class ResNetDiscriminator(nn.Module):
     @nn.compact
     def __call__(self, x, y, train: bool = True):
         n = _num_upsamplings(x.shape[1])
-        channels = _channels(self.width, n)[::-1]  # w at full size ... 4w at 4×4
+        channels = _discriminator_channels(self.width, n)
         h = x
         for i, c in enumerate(channels[:-1]):
             h = DownBlock(c, down=True, first=i == 0, train=train)(h)
