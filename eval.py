@@ -32,6 +32,7 @@ from absl import app, flags, logging  # noqa: E402
 from errors import UserError  # noqa: E402
 from evaluators import registry  # noqa: E402
 from studies import report  # noqa: E402
+from tasks.parallel import set_cpu_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -68,6 +69,7 @@ def _sigmas(values: list[str]) -> tuple[float, ...]:
 
 def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)
+    set_cpu_flags()
     try:
         if FLAGS.compare:
             print(report.compare(argv[1:], FLAGS.dataset))

@@ -30,7 +30,7 @@ from configs.common import RENAMED  # noqa: E402
 from errors import UserError  # noqa: E402
 from studies import run as study  # noqa: E402
 from tasks import loop  # noqa: E402
-from tasks.parallel import initialize_distributed  # noqa: E402
+from tasks.parallel import initialize_distributed, set_cpu_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -72,6 +72,7 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
+    set_cpu_flags()
     try:
         if FLAGS.workdir is None:
             raise UserError("--workdir is required")

@@ -29,7 +29,21 @@ from jax.sharding import PartitionSpec as P
 from errors import UserError
 
 AXIS = "data"
+# XLA:CPU flags genviews sets unless the user's XLA_FLAGS names them. They touch only the
+# CPU backend (GPU and TPU compilers ignore xla_cpu_* options). YNNPACK's fusion of single
+# convolutions runs the weight gradients of strided convolutions as slow window-dilated
+# convolutions; without it they take XLA's own convolution path (README: Speed).
+CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
 MODES = ("shard_map", "pmap")  # config key parallel: how Runner maps the step over devices
+
+
+def set_cpu_flags() -> None:
+    """Adds CPU_XLA_FLAGS to $XLA_FLAGS, keeping any the user set. XLA reads the variable
+    when JAX starts its backend, so entry points call this before any computation."""
+    current = os.environ.get("XLA_FLAGS", "")
+    added = [f for f in CPU_XLA_FLAGS if f.split("=")[0] not in current]
+    if added:
+        os.environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
 
 
 def make_mesh() -> Mesh:
