@@ -41,9 +41,67 @@ def prepare(workdir: str) -> str:
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-    """DIR/config.json: the resolved config, keys sorted."""
-    with open(os.path.join(workdir, CONFIG), "w") as f:
+    """DIR/config.json: the resolved config, keys sorted (written whole, then renamed)."""
+    path = os.path.join(workdir, CONFIG)
+    with open(path + ".tmp", "w") as f:
         f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+    os.replace(path + ".tmp", path)
+
+
+# Keys a run may change when it is resumed: how long it runs, how often it logs and saves,
+# and how it is evaluated. Any other difference from DIR/config.json is refused.
+RESUMABLE = ("train.steps", "train.log_every", "train.ckpt_every", "train.keep_checkpoints",
+             "train.grid_every", "eval.")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def changed_keys(workdir: str, config: ml_collections.ConfigDict) -> list[str]:
+    """Keys whose value in `config` differs from DIR/config.json, other than RESUMABLE ones
+    (keys the stored config predates are not differences)."""
+    path = os.path.join(workdir, CONFIG)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        try:
+            stored = _flat(json.load(f))
+        except json.JSONDecodeError:
+            return []  # a torn config.json is rewritten
+    new = _flat(json.loads(config.to_json_best_effort()))
+    return sorted(k for k, v in new.items() if k in stored and stored[k] != v
+                  and not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE))
+
+
+class WorkdirLock:
+    """One training process per run directory: an exclusive fcntl lock on DIR/.lock, which
+    the kernel releases when the process ends, however it ends (no stale lock after a kill)."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, ".lock")
+        self.file = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.close()
+            raise UserError(f"{os.path.dirname(self.path)} is being trained by another process "
+                            "(it holds .lock); wait for it or use another --workdir") from None
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()  # closing releases the lock
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -85,12 +143,28 @@ class MetricsWriter:
         self.tb = None
         if not enabled:
             return
-        # Lines past the checkpoint we resume from belong to a run that is redone.
+        # Lines past the checkpoint we resume from belong to a run that is redone. A line
+        # that does not parse was torn by a kill during its write: it is dropped, and said.
         if os.path.exists(self.path):
+            kept, torn = [], 0
             with open(self.path) as f:
-                kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
-            with open(self.path, "w") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        torn += 1
+                        continue
+                    if record.get("step", 0) <= resume_step:
+                        kept.append(line if line.endswith("\n") else line + "\n")
+            if torn:
+                print(f"{self.path}: dropped {torn} torn line(s) left by an interrupted write",
+                      flush=True)
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
                 f.writelines(kept)
+            os.replace(tmp, self.path)
         try:
             from flax.metrics import tensorboard
             self.tb = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))

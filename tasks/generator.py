@@ -6,9 +6,10 @@ loss; the generator's BatchNorm is cross-replica. Options (config section `gan`)
 - DiffAugment (Zhao et al. 2020): the same differentiable colour, translation and
   cutout transforms are applied to real and fake images before the discriminator
   sees them, so it cannot overfit the training set;
-- an auxiliary classifier (AC-GAN): the discriminator also learns to classify
-  real images, and the generator is asked to make fakes it classifies as the
-  class they were drawn for; this is what makes samples draw their class;
+- a classifier (AC-GAN's auxiliary classifier, as a network of its own): it learns
+  to classify clean real images, and the generator is asked to make samples it
+  classifies as the class they were drawn for; this is what makes samples draw
+  their class;
 - an exponential moving average of the generator's weights, which is what is
   exported; its BatchNorm statistics are re-estimated at the end.
 
@@ -80,9 +81,11 @@ class GeneratorTask:
         else:
             self.g = dcgan.DCGANGenerator(**self.hparams, axis_name=AXIS)
             self.d = dcgan.ProjectionDiscriminator(num_classes, c.gan.d_width)
-        if c.gan.aux_weight and not (num_classes and c.generator.family == "resnet"):
-            raise ConfigError("config key gan.aux_weight: the auxiliary classifier needs a "
-                              "class-conditional resnet generator (generator.family=resnet)")
+        if c.gan.classifier_weight and not num_classes:
+            raise ConfigError("config key gan.classifier_weight: the classifier needs a "
+                              "class-conditional generator (generator.num_classes > 0)")
+        self.classifier = resnet.Classifier(max(num_classes, 1), c.gan.d_width, axis_name=AXIS)
+        self.tx_c = optax.adam(c.gan.lr_classifier)
         self.tx_g = optax.adam(c.gan.lr_g, b1=c.gan.b1, b2=c.gan.b2)
         self.tx_d = optax.adam(c.gan.lr_d, b1=c.gan.b1, b2=c.gan.b2)
 
@@ -91,7 +94,7 @@ class GeneratorTask:
 
         @jax.jit
         def init(key):
-            kg, kd = jax.random.split(key)
+            kg, kd, kc = jax.random.split(key, 3)
             z = jnp.zeros((1, 2, c.generator.z_dim))
             y = jnp.zeros((2,), jnp.int32)
             g_vars = jax.vmap(lambda z: self.g.init(kg, z, y, train=True), axis_name=AXIS)(z)
@@ -99,10 +102,14 @@ class GeneratorTask:
             x = jnp.zeros((2, c.generator.resolution, c.generator.resolution, 3))
             d_vars = self.d.init(kd, x, y, train=True)
             params = {"g": g_vars["params"], "d": d_vars["params"]}
-            if c.gan.ema_decay:
-                params["g_ema"] = g_vars["params"]
             stats = {"g": g_vars["batch_stats"], "d": d_vars["batch_stats"]}
             opt = {"g": self.tx_g.init(params["g"]), "d": self.tx_d.init(params["d"])}
+            if c.gan.ema_decay:
+                params["g_ema"] = g_vars["params"]
+            if c.gan.classifier_weight:
+                c_vars = self.classifier.init(kc, x, train=False)
+                params["c"], stats["c"] = c_vars["params"], c_vars["batch_stats"]
+                opt["c"] = self.tx_c.init(params["c"])
             return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=stats,
                               opt_state=opt)
 
@@ -146,27 +153,39 @@ class GeneratorTask:
         def d_loss_fn(d_params):
             both = augment(jnp.concatenate([real, jax.lax.stop_gradient(fake)]), 2, 3)
             labels = jnp.concatenate([y_real, y_fake])
-            out, new_stats = discriminate(d_params, stats["d"], both, labels, True)
-            logits, class_logits = out if isinstance(out, tuple) else (out, None)
-            loss = losses.hinge_discriminator(logits[:n], logits[n:])
-            if c.gan.aux_weight:
-                loss = loss + c.gan.aux_weight * optax.softmax_cross_entropy_with_integer_labels(
-                    class_logits[:n], y_real).mean()
-            return loss, new_stats
+            logits, new_stats = discriminate(d_params, stats["d"], both, labels, True)
+            return losses.hinge_discriminator(logits[:n], logits[n:]), new_stats
 
         (d_loss, d_stats), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(params["d"])
         d_grads = jax.lax.pmean(d_grads, AXIS)
         d_updates, d_opt = self.tx_d.update(d_grads, state.opt_state["d"], params["d"])
         d_params = optax.apply_updates(params["d"], d_updates)
+        opt_state = {"d": d_opt}
+        c_params = c_stats = None
+        metrics = {"d_loss": d_loss}
+        if c.gan.classifier_weight:
+            def c_loss_fn(p):
+                logits, upd = self.classifier.apply({"params": p, "batch_stats": stats["c"]}, real,
+                                                    train=True, mutable=["batch_stats"])
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits, y_real).mean()
+                return ce, (upd["batch_stats"], jnp.mean(logits.argmax(-1) == y_real))
+
+            (c_loss, (c_stats, c_acc)), c_grads = jax.value_and_grad(c_loss_fn, has_aux=True)(
+                params["c"])
+            c_grads = jax.lax.pmean(c_grads, AXIS)
+            c_updates, opt_state["c"] = self.tx_c.update(c_grads, state.opt_state["c"], params["c"])
+            c_params = optax.apply_updates(params["c"], c_updates)
+            metrics.update(classifier_loss=c_loss, classifier_acc=c_acc)
 
         def g_loss_fn(g_params):
             fake, new_stats = generate(g_params)
-            out, _ = discriminate(d_params, d_stats, augment(fake, 4), y_fake, False)
-            logits, class_logits = out if isinstance(out, tuple) else (out, None)
+            logits, _ = discriminate(d_params, d_stats, augment(fake, 4), y_fake, False)
             loss = losses.hinge_generator(logits)
-            if c.gan.aux_weight:
-                loss = loss + c.gan.aux_weight * optax.softmax_cross_entropy_with_integer_labels(
-                    class_logits, y_fake).mean()
+            if c.gan.classifier_weight:
+                class_logits = self.classifier.apply(
+                    {"params": c_params, "batch_stats": c_stats}, fake, train=False)
+                loss = loss + c.gan.classifier_weight * \
+                    optax.softmax_cross_entropy_with_integer_labels(class_logits, y_fake).mean()
             return loss, new_stats
 
         (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(params["g"])
@@ -174,16 +193,19 @@ class GeneratorTask:
         g_updates, g_opt = self.tx_g.update(g_grads, state.opt_state["g"], params["g"])
         g_params = optax.apply_updates(params["g"], g_updates)
         new_params = {"g": g_params, "d": d_params}
+        new_stats = {"g": g_stats, "d": d_stats}
+        opt_state["g"] = g_opt
+        if c.gan.classifier_weight:
+            new_params["c"], new_stats["c"] = c_params, c_stats
         if c.gan.ema_decay:
             # Plain averaging for the first steps, so the average does not start from init.
             decay = jnp.minimum(c.gan.ema_decay, (state.step + 1.0) / (state.step + 10.0))
             new_params["g_ema"] = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p,
                                                params["g_ema"], g_params)
-        metrics = jax.lax.pmean({"d_loss": d_loss, "g_loss": g_loss}, AXIS)
+        metrics = jax.lax.pmean({**metrics, "g_loss": g_loss}, AXIS)
         metrics["loss"] = metrics["d_loss"] + metrics["g_loss"]
-        return TrainState(step=state.step + 1, params=new_params,
-                          batch_stats={"g": g_stats, "d": d_stats},
-                          opt_state={"g": g_opt, "d": d_opt}), metrics
+        return TrainState(step=state.step + 1, params=new_params, batch_stats=new_stats,
+                          opt_state=opt_state), metrics
 
     def batches(self, start_step: int, process_index: int = 0, process_count: int = 1):
         return datasets.batches(self.dataset, self.config.train.batch_size, seed=self.config.seed,

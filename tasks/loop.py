@@ -13,6 +13,7 @@ import os
 import time
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from tqdm import tqdm
 
@@ -30,8 +31,18 @@ def train(config, workdir: str) -> dict:
     task = tasks.get(config)  # loads the generator or the data: bad paths fail here
     workdir = rundir.prepare(workdir)
     leader = jax.process_index() == 0
-    if leader:
-        rundir.write_config(workdir, config)
+    if not leader:
+        return _train(config, workdir, task, leader)
+    with rundir.WorkdirLock(workdir):
+        return _train(config, workdir, task, leader)
+
+
+def _train(config, workdir: str, task, leader: bool) -> dict:
+    changed = rundir.changed_keys(workdir, config)
+    if changed:
+        raise UserError(f"{workdir} was trained with another config: {', '.join(changed)} "
+                        f"differ from its {rundir.CONFIG} (only {', '.join(rundir.RESUMABLE)}* "
+                        "may change on resume); use a new --workdir")
     runner = Runner(task.step, config.parallel)
     state = jax.device_put(task.init_state(), runner.replicated)
     manager = rundir.checkpoints(workdir, keep=config.train.keep_checkpoints)
@@ -45,6 +56,8 @@ def train(config, workdir: str) -> dict:
                 f"{workdir}: its checkpoint (step {latest}) does not fit this config's model and "
                 f"optimizer (made by another config or an older genviews: {type(e).__name__}); "
                 "use a new --workdir") from None
+    if leader:  # only once the checkpoints are known to fit it
+        rundir.write_config(workdir, config)
     start, total = int(state.step), config.train.steps
     writer = rundir.MetricsWriter(workdir, start, leader)
     last: dict = {}
@@ -64,6 +77,14 @@ def train(config, workdir: str) -> dict:
     task.finish(final, workdir)
     manager.close()
     return last
+
+
+def _finite(state) -> bool:
+    """Whether every float array of the params, BatchNorm statistics and optimizer state is finite."""
+    leaves = jax.tree.leaves((state.params, state.batch_stats, state.opt_state))
+    checks = [jnp.all(jnp.isfinite(x)) for x in leaves
+              if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating)]
+    return bool(jax.device_get(jnp.all(jnp.stack(checks)))) if checks else True
 
 
 def _loop(config, task, runner, manager, writer, state, start, total, leader) -> dict:
@@ -99,7 +120,15 @@ def _loop(config, task, runner, manager, writer, state, start, total, leader) ->
             writer.write(done, last)
             bar.set_postfix(loss=f"{last['loss']:.4f}", ex_s=f"{last['examples_per_sec']:.0f}")
         if done % config.train.ckpt_every == 0 or done == total:
-            manager.save(done, args=ocp.args.StandardSave(runner.get_state(device_state)))
+            host_state = runner.get_state(device_state)
+            if not _finite(host_state):
+                bar.close()
+                manager.wait_until_finished()
+                raise NonFiniteLoss(
+                    f"the parameters or optimizer state became non-finite before step {done}; "
+                    f"stopped without saving them. The newest finite checkpoint (step "
+                    f"{manager.latest_step()}) is kept in {manager.directory}")
+            manager.save(done, args=ocp.args.StandardSave(host_state))
         if config.train.grid_every and done % config.train.grid_every == 0 and done != total \
                 and hasattr(task, "sample_grid") and leader:
             save_grid(os.path.join(manager.directory.parent, f"samples_{done:06d}.png"),

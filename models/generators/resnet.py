@@ -3,11 +3,14 @@
 Generator (SNGAN/BigGAN-style, Miyato et al. 2018; Brock et al. 2019): z → 4×4 →
 residual up-blocks (BatchNorm whose gain and bias are embeddings of the class,
 ReLU, nearest ×2, 3×3 conv) → BN, ReLU, 3×3 conv, tanh. Discriminator: residual
-down-blocks with spectral normalisation, a projection term for the class (Miyato &
-Koyama 2018) and an auxiliary classifier head on the same features (AC-GAN, Odena
-et al. 2017), which the training task (tasks/generator.py) uses to make every
-sample look like the class it was asked for. At sampling time the generator's
-BatchNorm uses stored statistics, so an image depends only on its own z and y.
+down-blocks with spectral normalisation and a projection term for the class
+(Miyato & Koyama 2018). Classifier: a plain ConvNet trained beside them on real
+images, whose cross-entropy on the generator's samples the training task
+(tasks/generator.py) adds to the generator's loss, so that every sample draws the
+class it was asked for (the auxiliary classifier of AC-GAN, Odena et al. 2017, kept
+out of the spectrally normalised, augmented discriminator, where it learned too
+slowly). At sampling time the generator's BatchNorm uses stored statistics, so an
+image depends only on its own z and y.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from models.encoders import batch_norm
+from models.encoders import ConvNet, batch_norm
 from models.generators import Generator, register
 
 
@@ -124,7 +127,7 @@ class DownBlock(nn.Module):
 
 
 class ResNetDiscriminator(nn.Module):
-    """Returns (adversarial logit, class logits) for images x of classes y."""
+    """The adversarial logit of images x of classes y."""
 
     num_classes: int
     width: int = 32
@@ -139,12 +142,24 @@ class ResNetDiscriminator(nn.Module):
         h = DownBlock(channels[-1], down=False, first=False, train=train)(h)
         features = jnp.sum(nn.relu(h), axis=(1, 2))
         out = nn.SpectralNorm(nn.Dense(1))(features, update_stats=train)[:, 0]
-        class_logits = None
         if self.num_classes:
             embed = nn.SpectralNorm(nn.Embed(self.num_classes, features.shape[-1]))
             out = out + jnp.sum(embed(y, update_stats=train) * features, -1)
-            class_logits = nn.SpectralNorm(nn.Dense(self.num_classes))(features, update_stats=train)
-        return out, class_logits
+        return out
+
+
+class Classifier(nn.Module):
+    """Class logits of images in [-1, 1]: a ConvNet (models.encoders) and a Dense layer."""
+
+    num_classes: int
+    width: int = 32
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        w = self.width
+        features = ConvNet(widths=(w, 2 * w, 4 * w, 4 * w), axis_name=self.axis_name)(x, train)
+        return nn.Dense(self.num_classes)(features)
 
 
 def _module(hparams: dict, axis_name: str | None = None) -> ResNetGenerator:

@@ -1,0 +1,59 @@
+"""A run directory survives interruptions and misuse: a torn metrics line, a second
+trainer on the same directory, and a resume under another config."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from configs import genviews
+from data import rundir
+from errors import UserError
+from tasks import loop
+
+
+def _config(steps=4):
+    config = genviews.get_config("smoke")
+    config.train.steps = steps
+    config.train.log_every = 1
+    config.train.ckpt_every = 2
+    return config
+
+
+def test_a_torn_metrics_line_is_dropped_and_the_run_resumes(tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    loop.train(_config(2), workdir)
+    with open(os.path.join(workdir, rundir.METRICS), "a") as f:
+        f.write('{"step": 3, "lo')  # a kill in the middle of a write
+    loop.train(_config(4), workdir)
+    assert "torn line" in capsys.readouterr().out
+    with open(os.path.join(workdir, rundir.METRICS)) as f:
+        steps = [json.loads(line)["step"] for line in f]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_a_second_trainer_on_the_same_directory_is_refused(tmp_path):
+    workdir = rundir.prepare(str(tmp_path / "run"))
+    with rundir.WorkdirLock(workdir):
+        with pytest.raises(UserError, match="being trained by another process"):
+            loop.train(_config(2), workdir)
+    # The lock goes with its holder: the directory trains afterwards.
+    loop.train(_config(2), workdir)
+
+
+def test_a_resume_under_another_config_is_refused_and_changes_nothing(tmp_path):
+    workdir = str(tmp_path / "run")
+    loop.train(_config(2), workdir)
+    with open(os.path.join(workdir, rundir.CONFIG)) as f:
+        before = f.read()
+    other = _config(4)
+    other.optim.lr = 0.5
+    with pytest.raises(UserError, match="optim.lr"):
+        loop.train(other, workdir)
+    with open(os.path.join(workdir, rundir.CONFIG)) as f:
+        assert f.read() == before
+    # Extending the run is a resumable change, and config.json then records it.
+    loop.train(_config(4), workdir)
+    assert rundir.read_config(workdir).train.steps == 4
