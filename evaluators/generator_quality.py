@@ -1,7 +1,7 @@
 """Generator quality: does a class-conditional generator draw the class it is asked for?
 
     python -m evaluators.generator_quality --generator DIR [--dataset genviews_shapes]
-        [--samples_per_class 1000] [--seed 0]
+        [--samples_per_class 1000] [--seed 0] [--judge_dir JUDGE_DIR]
 
 A *judge*, a ConvNet classifier trained supervised on the real train split of the
 dataset (and scored on its real test split, so that its own accuracy is known),
@@ -37,17 +37,18 @@ GRID_PER_CLASS = 10
 
 
 class Judge(nn.Module):
-    """A small supervised ConvNet: (3×3 conv, BN, ReLU) ×4, global mean, a Dense classifier."""
+    """A small supervised ConvNet: (3×3 conv, BN, ReLU) ×5 with strides 1, 2, 1, 2, 2, then
+    global mean and max pooling (a shape is a small part of its image), then a Dense layer."""
 
     num_classes: int
-    widths: tuple[int, ...] = (32, 64, 128, 128)
+    layers: tuple[tuple[int, int], ...] = ((16, 1), (32, 2), (64, 1), (64, 2), (128, 2))
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        for i, width in enumerate(self.widths):
-            x = nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, use_bias=False)(x)
+        for width, stride in self.layers:
+            x = nn.Conv(width, (3, 3), strides=stride, use_bias=False)(x)
             x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
-        features = jnp.mean(x, axis=(1, 2))
+        features = jnp.concatenate([jnp.mean(x, axis=(1, 2)), jnp.max(x, axis=(1, 2))], -1)
         return nn.Dense(self.num_classes)(features), features
 
 
@@ -88,6 +89,35 @@ def train_judge(images: np.ndarray, labels: np.ndarray, num_classes: int, *, epo
     return module, {"params": params, "batch_stats": stats}
 
 
+def load_or_train_judge(directory: str, train, epochs: int, seed: int, log=print):
+    """(module, variables, info) of the judge stored in `directory` (the judge directory
+    format: judge.json and an Orbax checkpoint judge/), or a new one trained on `train`
+    and stored there when `directory` holds none for the same dataset, epochs and seed."""
+    import orbax.checkpoint as ocp
+
+    meta = {"dataset": train.name, "epochs": epochs, "seed": seed,
+            "num_classes": train.num_classes}
+    module = Judge(train.num_classes)
+    path = os.path.join(os.path.abspath(directory), "judge.json") if directory else ""
+    if path and os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+        if {k: stored.get(k) for k in meta} == meta:
+            variables = ocp.StandardCheckpointer().restore(os.path.join(directory, "judge"))
+            log(f"judge: loaded from {directory}")
+            return module, variables, stored
+    module, variables = train_judge(train.images, train.labels, train.num_classes,
+                                    epochs=epochs, seed=seed, log=log)
+    if path:
+        os.makedirs(directory, exist_ok=True)
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(os.path.join(os.path.abspath(directory), "judge"), variables, force=True)
+        checkpointer.wait_until_finished()
+        with open(path, "w") as f:
+            json.dump(meta, f, indent=2)
+    return module, variables, meta
+
+
 def judge_outputs(module, variables, images: np.ndarray, batch_size: int = 1000):
     """(logits, features) of uint8 images, in batches."""
     apply = jax.jit(lambda x: module.apply(variables, x, train=False))
@@ -119,7 +149,8 @@ def sample_by_class(generator, per_class: int, *, seed: int, truncation: float =
 
 
 def evaluate(generator, dataset_name: str, *, data_dir: str = "", samples_per_class: int = 1000,
-             seed: int = 0, judge_epochs: int = 2, max_train: int = 0, log=print) -> dict:
+             seed: int = 0, judge_epochs: int = 4, max_train: int = 0, judge_dir: str = "",
+             log=print) -> dict:
     """The figures of the module docstring for `generator` judged on `dataset_name`."""
     from data import datasets
     from evaluators.fidelity import fidelity_metrics
@@ -133,8 +164,7 @@ def evaluate(generator, dataset_name: str, *, data_dir: str = "", samples_per_cl
     if train.num_classes != generator.num_classes:
         raise UserError(f"the generator draws {generator.num_classes} classes but {dataset_name} "
                         f"has {train.num_classes}")
-    module, variables = train_judge(train.images, train.labels, train.num_classes,
-                                    epochs=judge_epochs, seed=seed, log=log)
+    module, variables, _ = load_or_train_judge(judge_dir, train, judge_epochs, seed, log=log)
     test_logits, test_features = judge_outputs(module, variables, test.images)
     judge_top1 = 100 * float(np.mean(test_logits.argmax(-1) == test.labels))
     log(f"judge: {judge_top1:.2f}% top-1 on real {dataset_name} test")
@@ -143,8 +173,8 @@ def evaluate(generator, dataset_name: str, *, data_dir: str = "", samples_per_cl
     n_real = min(len(test_features), len(features))
     real_rows = np.random.default_rng(seed).permutation(len(test_features))[:n_real]
     return {"dataset": dataset_name, "samples_per_class": samples_per_class, "seed": seed,
-            "judge": {"architecture": "ConvNet (32, 64, 128, 128), Adam, "
-                                      f"{judge_epochs} epochs on real train",
+            "judge": {"architecture": "ConvNet (16, 32, 64, 64, 128; mean and max pooling), "
+                                      f"Adam, {judge_epochs} epochs on real train",
                       "real_test_top1": judge_top1},
             "class_fidelity": class_fidelity(logits.argmax(-1), asked, generator.num_classes),
             "vs_real_test": fidelity_metrics(test_features[real_rows], features, k=5)}
@@ -169,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="genviews_shapes", help="TFDS name of the real data")
     parser.add_argument("--data_dir", default="", help="TFDS data_dir ('' = TFDS default)")
     parser.add_argument("--samples_per_class", type=int, default=1000)
-    parser.add_argument("--judge_epochs", type=int, default=2)
+    parser.add_argument("--judge_epochs", type=int, default=4)
+    parser.add_argument("--judge_dir", default="",
+                        help="keep the trained judge here and reuse it on later calls")
     parser.add_argument("--max_train", type=int, default=0, help=">0: train the judge on fewer")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -181,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         generator = generators.load(args.generator)
         result = evaluate(generator, args.dataset, data_dir=args.data_dir,
                           samples_per_class=args.samples_per_class, seed=args.seed,
-                          judge_epochs=args.judge_epochs, max_train=args.max_train)
+                          judge_epochs=args.judge_epochs, max_train=args.max_train,
+                          judge_dir=args.judge_dir)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

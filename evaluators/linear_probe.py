@@ -19,13 +19,7 @@ import numpy as np
 import optax
 
 from errors import check
-
-
-def _standardize(train: np.ndarray, *others: np.ndarray):
-    mean = train.mean(0)
-    std = train.std(0) + 1e-6
-    return [(x - mean) / std for x in (train, *others)]
-
+from evaluators import features
 
 # The fit stops when the largest gradient entry of the objective is below TOL (the
 # stopping rule of scikit-learn's lbfgs, whose default is 1e-4; tighter here, so that
@@ -102,7 +96,7 @@ def choose_l2(train_x: np.ndarray, train_y: np.ndarray, num_classes: int, l2_gri
     fit on the rest for every strength at once, and scored on the validation part.
     """
     fit_rows, val = split_rows(len(train_y), val_fraction, seed)
-    xf, xv = _standardize(train_x[fit_rows], train_x[val])
+    xf, xv = features.standardize(train_x[fit_rows], train_x[val])
     w, b = fit(xf, train_y[fit_rows], num_classes, np.asarray(l2_grid), steps)
     val_acc = [100 * accuracy(w[i], b[i], xv, train_y[val]) for i in range(len(l2_grid))]
     best = int(np.argmax(val_acc))
@@ -119,7 +113,7 @@ def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_
     """
     l2, val_top1 = choose_l2(train_x, train_y, num_classes, l2_grid, val_fraction=val_fraction,
                              steps=steps, seed=seed)
-    x_all, x_test = _standardize(train_x, test_x)
+    x_all, x_test = features.standardize(train_x, test_x)
     w, b = fit(x_all, train_y, num_classes, np.asarray([l2]), steps)
     return {"top1": 100 * accuracy(w[0], b[0], x_test, test_y), "l2": l2, "val_top1": val_top1,
             "protocol": "logistic regression (L-BFGS), L2 chosen on a validation split of train"}

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 import losses
-from data import datasets
+from data import datasets, views
 from data.grids import save_grid
 from errors import ConfigError
 from models import generators as gen_lib
@@ -119,8 +119,7 @@ class GeneratorTask:
         c = self.config
         real = batch["image"].astype(jnp.float32) / 127.5 - 1.0
         y_real = batch["label"] if self.hparams["num_classes"] else jnp.zeros_like(batch["label"])
-        step_key = jax.random.fold_in(jax.random.key(c.seed), state.step)
-        keys = jax.vmap(lambda i: jax.random.fold_in(step_key, i))(batch["index"])
+        keys = views.example_keys(c.seed, state.step, batch["index"])
         z = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 0), (c.generator.z_dim,)))(keys)
         y_fake = jax.vmap(lambda k: jax.random.randint(
             jax.random.fold_in(k, 1), (), 0, max(self.hparams["num_classes"], 1)))(keys)
@@ -249,7 +248,7 @@ class GeneratorTask:
         rows = max(self.hparams["num_classes"], 1)
         z = jax.random.truncated_normal(jax.random.key(1234), -2, 2, (rows * GRID_PER_CLASS, g.z_dim))
         y = jnp.repeat(jnp.arange(rows), GRID_PER_CLASS)
-        images = (jax.jit(g.apply)(g.params, z, y) + 1) / 2
+        images = views.to_unit(jax.jit(g.apply)(g.params, z, y))
         return np.asarray(images).reshape((rows, GRID_PER_CLASS) + images.shape[1:])
 
     def finish(self, state: TrainState, workdir: str) -> None:

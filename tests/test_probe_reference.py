@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from evaluators import linear_probe
+from evaluators import features, linear_probe
 
 GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -38,7 +38,7 @@ def _objective(x, y, w, b, l2):
 def problem():
     x, y = _features(0, 4000)
     xt, yt = _features(1, 2000)
-    x, xt = linear_probe._standardize(x, xt)
+    x, xt = features.standardize(x, xt)
     w, b = linear_probe.fit(x, y, 10, np.asarray(GRID))
     return x, y, xt, yt, np.asarray(w), np.asarray(b)
 

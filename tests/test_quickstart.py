@@ -15,14 +15,14 @@ from studies import run as study
 
 
 def test_quickstart_smoke_runs_every_stage(tmp_path, tfds_dir):
-    config = quickstart.get_config("smoke")
+    config = quickstart.get_config("smoke,train_generator")
     for name in config.runs:
         config.runs[name].data.data_dir = tfds_dir
     workdir = str(tmp_path / "qs")
     results = study.run(config, workdir)
 
     rows = {r["run"]: r for r in results["rows"]}
-    assert set(rows) == {"genviews_simclr", "real_simclr", "random"}
+    assert set(rows) == {"genviews_supcon", "real_simclr", "random"}
     assert {r["data"] for r in rows.values()} == {"generated", "real", "random"}
     for r in rows.values():
         assert 0 <= r["linear_probe_top1"] <= 100 and 0 <= r["knn_top1"] <= 100

@@ -44,10 +44,6 @@ class Generator:
     resolution: int
     init: Callable[[jax.Array], Any]  # key -> random params (smoke runs, tests)
 
-    @property
-    def conditional(self) -> bool:
-        return self.num_classes > 0
-
 
 _BUILDERS: dict[str, Callable[[dict], Generator]] = {}
 
