@@ -231,7 +231,7 @@ def parse_options(arg: str | None, defaults: dict) -> dict:
     for word in parse_arg(arg):
         key, sep, value = word.partition("=")
         if key not in defaults:
-            raise ConfigError(f"config arg {key!r} is not one of {sorted(defaults)}")
+            raise ConfigError(f"unknown config arg {key!r}; this config knows {sorted(defaults)}")
         kind = type(defaults[key])
         if not sep:
             if kind is not bool:

@@ -37,7 +37,7 @@ def get_config(arg: str | None = None):
     c.train.log_every = 100
     c.train.ckpt_every = 500
     c.train.grid_every = 500
-    if "smoke" in common.parse_arg(arg):
+    if common.parse_options(arg, {"smoke": False})["smoke"]:
         common.smoke(c)
         c.generator.width = 8
         c.generator.z_dim = 16

@@ -16,6 +16,6 @@ def get_config(arg: str | None = None):
     c.loss.name = "ntxent"
     c.train.batch_size = 256
     c.train.steps = 1000
-    if "smoke" in common.parse_arg(arg):
+    if common.parse_options(arg, {"smoke": False})["smoke"]:
         common.smoke(c)
     return c

@@ -30,7 +30,7 @@ def get_config(arg: str | None = None):
     c.steer.zoom = 2.0
     c.train.log_every = 100
     c.train.ckpt_every = 500
-    if "smoke" in common.parse_arg(arg):
+    if common.parse_options(arg, {"smoke": False})["smoke"]:
         common.smoke(c)
         c.optim.lr = 0.1  # a few steps must visibly move the walks of a G that barely responds to z
         c.generator.init = "random"  # explicit: a small random G stands in for a checkpoint

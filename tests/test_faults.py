@@ -57,3 +57,17 @@ def test_a_resume_under_another_config_is_refused_and_changes_nothing(tmp_path):
     # Extending the run is a resumable change, and config.json then records it.
     loop.train(_config(4), workdir)
     assert rundir.read_config(workdir).train.steps == 4
+
+
+def test_a_mistyped_config_arg_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "train.py", "--config", "configs/real.py:smok",
+                             "--workdir", str(tmp_path / "r")], cwd=root, capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown config arg 'smok'; this config knows ['smoke']"]
+    assert not os.path.exists(tmp_path / "r")

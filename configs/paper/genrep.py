@@ -25,9 +25,9 @@ EPOCHS = 20
 BATCH = 256
 
 
-def base(arg: str | None) -> tuple:
+def base(arg: str | None, extra: dict | None = None) -> tuple:
     """(config, smoke): the recipe on ImageNet-100, views and generator left to the caller."""
-    smoke = "smoke" in common.parse_arg(arg)
+    smoke = common.parse_options(arg, {"smoke": False, **(extra or {})})["smoke"]
     c = common.base()
     c.data.name = "imagenet100"
     c.data.image_size = 112

@@ -14,8 +14,9 @@ from configs.paper import genrep
 
 
 def get_config(arg: str | None = None):
-    c, _ = genrep.base(arg)
+    c, _ = genrep.base(arg, {"supcon": False})
     c.data.source = "real"
     c.views.latent = "none"  # no generator: views differ by pixel transforms only
-    c.loss.name = "supcon" if "supcon" in common.parse_arg(arg) else "ntxent"
+    c.loss.name = "supcon" if common.parse_options(arg, {"smoke": False, "supcon": False})["supcon"] \
+        else "ntxent"
     return c
