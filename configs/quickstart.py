@@ -19,7 +19,7 @@ shipped one was made.
 
 from configs import common, generator, genviews, real
 
-STEPS = 300  # encoder steps of every contrastive run (the same budget for all)
+STEPS = 250  # encoder steps of every contrastive run (the same budget for all)
 BATCH = 128  # instances per step
 SIGMA = 1.0  # the Gaussian neighbour's σ (GenRep's best for a class-conditional G + SupCon)
 

@@ -6,7 +6,7 @@ Each file is a study config (see studies/run.py), run as
 
 ARGS (comma-separated): `smoke` (seconds per run, a small random generator),
 `steps=N` and `batch=N` (encoder budget of every run; default the quickstart's
-300 × 128), `seeds=N` (seeds per run, default 3; rows are mean ± std),
+250 × 128), `seeds=N` (seeds per run, default 3; rows are mean ± std),
 `generator=DIR` (default the shipped pretrained/genviews_shapes), `walks=DIR`
 (steering walks of that generator, from configs/steering.py: studies that
 compare view types add a steered-views run).

@@ -6,7 +6,7 @@ Encoders on generated views (NT-Xent, σ = 0.5) at a fixed number of steps,
 each drawing its instances from a finite pool of N anchors (views.num_anchors:
 each anchor keeps its class and view latents, as in GenRep's fixed datasets;
 pixel views still vary), N = 128 … 8192; the unlimited stream (a new anchor at
-every draw, 38,400 draws at 300 × 128) and a random encoder are drawn as
+every draw, 32,000 draws at 250 × 128) and a random encoder are drawn as
 horizontal lines. GenRep's claim: gains grow sub-logarithmically with N.
 6 runs, ~16 min on 2 cores. Args: see configs/studies/__init__.py.
 """
