@@ -173,6 +173,9 @@ def test_genviews_smoke_runs_on_steered_views(trained_walks, walks, pixel, tmp_p
     config.views.latent = "steer"
     config.views.pixel = pixel
     if walks == "trained":  # the same tiny random G as the steering smoke run
+        config.generator.init = "random"
+        config.generator.width = 8
+        config.generator.z_dim = 16
         config.views.walks = trained_walks[1]
     config.train.steps = 2
     loop.train(config, str(tmp_path))

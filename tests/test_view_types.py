@@ -51,7 +51,8 @@ def test_every_view_type_makes_views_in_the_smoke_config(latent, pixel):
     x = np.asarray(out["image"])
     assert x.shape == (12, 32, 32, 3) and np.all(np.isfinite(x)) and 0 <= x.min() <= x.max() <= 1
     np.testing.assert_array_equal(out["id"], np.repeat(np.arange(4), 3))
-    assert np.asarray(out["z"]).shape == (12, 16 + 10)  # (z, one-hot y): the latent tower's input
+    # (z, one-hot y): the latent tower's input
+    assert np.asarray(out["z"]).shape == (12, task.generator.z_dim + 10)
     views_of_one = x.reshape(4, 3, -1)
     assert np.abs(views_of_one[:, 0] - views_of_one[:, 1]).max() > 1e-3  # views differ
 
@@ -79,12 +80,14 @@ def _check_image_tower_is_probed(workdir):
 
 
 @pytest.mark.parametrize("overrides,key", [
-    ({"views__latent": "independent", "generator__num_classes": 0}, "views.latent"),
+    ({"views__latent": "independent", "generator__num_classes": 0, "generator__init": "random"},
+     "views.latent"),
     ({"views__latent": "multi_sigma", "views__sigmas": ()}, "views.sigmas"),
     ({"views__sigmas": (0.1, -1.0)}, "views.sigmas"),
     ({"loss__name": "clip_latent", "data__source": "real"}, "loss.name"),
     ({"data__source": "/no/such/export"}, "data.source"),
-    ({"generator__family": "bigbigan"}, "generator.num_classes"),  # unconditional
+    ({"generator__family": "bigbigan", "generator__init": "random"},
+     "generator.num_classes"),  # a random bigbigan is unconditional
 ])
 def test_impossible_view_settings_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"config key {key}"):
