@@ -20,6 +20,7 @@ truncated at ±2, times `--truncation`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -30,8 +31,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
+from data import datasets
+from data.grids import save_grid
 from errors import UserError
+from evaluators.fidelity import fidelity_metrics
+from evaluators.sample_fidelity import render
+from models import generators
 
 GRID_PER_CLASS = 10
 
@@ -93,7 +100,6 @@ def load_or_train_judge(directory: str, train, epochs: int, seed: int, log=print
     """(module, variables, info) of the judge stored in `directory` (the judge directory
     format: judge.json and an Orbax checkpoint judge/), or a new one trained on `train`
     and stored there when `directory` holds none for the same dataset, epochs and seed."""
-    import orbax.checkpoint as ocp
 
     meta = {"dataset": train.name, "epochs": epochs, "seed": seed,
             "num_classes": train.num_classes}
@@ -139,8 +145,6 @@ def class_fidelity(predicted: np.ndarray, asked: np.ndarray, num_classes: int) -
 def sample_by_class(generator, per_class: int, *, seed: int, truncation: float = 1.0):
     """(uint8 images, classes): `per_class` samples of every class, anchors drawn as training
     draws them (a normal truncated at ±2, times `truncation`)."""
-    from evaluators.sample_fidelity import render
-
     classes = max(generator.num_classes, 1)
     labels = np.repeat(np.arange(classes), per_class).astype(np.int32)
     z = truncation * jax.random.truncated_normal(jax.random.key(seed), -2.0, 2.0,
@@ -152,9 +156,6 @@ def evaluate(generator, dataset_name: str, *, data_dir: str = "", samples_per_cl
              seed: int = 0, judge_epochs: int = 4, max_train: int = 0, judge_dir: str = "",
              log=print) -> dict:
     """The figures of the module docstring for `generator` judged on `dataset_name`."""
-    from data import datasets
-    from evaluators.fidelity import fidelity_metrics
-
     if not generator.num_classes:
         raise UserError("generator quality needs a class-conditional generator "
                         "(this one has num_classes = 0)")
@@ -188,11 +189,6 @@ def grid(generator, per_class: int = GRID_PER_CLASS, seed: int = 1234) -> np.nda
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from data.grids import save_grid
-    from models import generators
-
     parser = argparse.ArgumentParser(prog="python -m evaluators.generator_quality",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", required=True, help="generator directory (generator.json)")
