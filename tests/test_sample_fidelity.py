@@ -84,7 +84,7 @@ def test_eval_fidelity_errors(encoder_dir, tmp_path):
 
 
 def test_sigma_study_smoke(tmp_path, tfds_dir):
-    config = sigma.get_config("smoke")
+    config = sigma.get_config("smoke,seeds=2")
     del config.runs["random"], config.kinds["random"]  # a baseline only; the sweep is what is tested
     for name in config.runs:
         config.runs[name].data.data_dir = tfds_dir
@@ -97,6 +97,9 @@ def test_sigma_study_smoke(tmp_path, tfds_dir):
     for r in swept.values():
         assert r["fidelity"]["sigma"] == r["x"]
         assert set(r["fidelity"]["vs_real"]) == set(METRICS)
+        # Each row is the mean over its 2 seeds, each trained in its own directory.
+        assert [s["seed"] for s in r["seeds"]] == [0, 1] and "linear_probe_std" in r
+        assert os.path.isdir(tmp_path / "sigma" / f"{r['run']}.seed1")
     for name in ("results.md", "results.json", "results.png"):
         assert os.path.exists(tmp_path / "sigma" / name), name
     assert "vs anchors: sym_recall" in (tmp_path / "sigma" / "results.md").read_text()
