@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow only decodes data: keep it quiet
 
@@ -64,8 +65,23 @@ def parse_flags(argv: list[str]) -> list[str]:
         key = next((o for o in overrides if name and name.group(1) in o.split(".")), "?")
         message = (f"config key {renamed} is now {RENAMED[renamed]}" if renamed else
                    f"unknown config key {key[len('config.'):]}: {' '.join(text.split())}")
+    except Exception as e:  # the config file itself fails: a syntax error, a NameError, ...
+        message = f"config file {_failing_line(e)}: {type(e).__name__}: {e}"
     print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
     sys.exit(2)
+
+
+def _failing_line(e: BaseException) -> str:
+    """FILE, line N of the innermost frame of e's traceback outside genviews' own code and
+    libraries: the user's config file (or the file and line of a SyntaxError)."""
+    if isinstance(e, SyntaxError) and e.filename:
+        return f"{e.filename}, line {e.lineno}"
+    frames = traceback.extract_tb(e.__traceback__)
+    config_arg = next((a.split("=", 1)[-1] for a in sys.argv if a.startswith("--config")
+                       and not a.startswith("--config.")), "")
+    path = os.path.abspath(config_arg.split(":", 1)[0]) if config_arg else ""
+    mine = [f for f in frames if os.path.abspath(f.filename) == path] or frames[-1:]
+    return f"{mine[-1].filename}, line {mine[-1].lineno}" if mine else "?"
 
 
 def main(argv) -> None:

@@ -97,7 +97,16 @@ def load(directory: str) -> Generator:
     with open(meta_path) as f:
         meta = json.load(f)
     generator = build(meta["family"], meta["hparams"])
-    params = ocp.StandardCheckpointer().restore(os.path.join(directory, "generator"))
+    weights = os.path.join(directory, "generator")
+    if not os.path.isdir(weights):
+        raise UserError(f"generator checkpoint {directory} has generator.json but no weights: "
+                        f"{weights} is missing")
+    try:
+        params = ocp.StandardCheckpointer().restore(weights)
+    except Exception as e:  # Orbax/tensorstore: a truncated, garbled or incomplete directory
+        first = " ".join(str(e).split())[:300]
+        raise UserError(f"cannot read the generator weights {weights}: "
+                        f"{type(e).__name__}: {first}") from None
     # On the default device once, not copied from host memory at every apply.
     return dataclasses.replace(generator, params=jax.device_put(params))
 
