@@ -16,8 +16,10 @@ global batch.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import signal
 import sys
 import traceback
 
@@ -84,7 +86,18 @@ def _failing_line(e: BaseException) -> str:
     return f"{mine[-1].filename}, line {mine[-1].lineno}" if mine else "?"
 
 
+_interrupted = False
+
+
+def _on_sigint(signum, frame):
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def main(argv) -> None:
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # not a background job
+        signal.signal(signal.SIGINT, _on_sigint)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
@@ -109,6 +122,31 @@ def main(argv) -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) or _interrupted:
+            # SIGINT raises KeyboardInterrupt where it lands; inside an Orbax save it can
+            # surface as another error of the interrupted save.
+            message = (f"interrupted (SIGINT); the same command resumes {FLAGS.workdir} from "
+                       "its last complete checkpoint")
+        elif (full := _disk_full(e)) is not None:
+            message = (f"no space left on the device writing {full.filename or FLAGS.workdir}; "
+                       "free some and run the same command: it resumes from the last complete "
+                       "checkpoint")
+        else:
+            raise
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _disk_full(e: BaseException) -> OSError | None:
+    """The 'no space left' OSError in e's chain of causes (libraries wrap it), if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 if __name__ == "__main__":

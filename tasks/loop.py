@@ -70,7 +70,12 @@ def _train(config, workdir: str, task, leader: bool) -> dict:
     if start and start < total:
         print(f"{workdir}: resuming from step {start}", flush=True)
     if start < total:
-        last = _loop(config, task, runner, manager, writer, state, start, total, leader)
+        try:
+            last = _loop(config, task, runner, manager, writer, state, start, total, leader)
+        except KeyboardInterrupt:
+            # Let a save in flight finish (or fail) now, not in a thread at interpreter exit.
+            manager.wait_until_finished()
+            raise
     manager.wait_until_finished()
     final = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(
         jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
@@ -93,45 +98,42 @@ def _loop(config, task, runner, manager, writer, state, start, total, leader) ->
     pending: list = []
     last: dict = {}
     mark_step, mark_time = start, time.time()
-    bar = tqdm(total=total, initial=start, disable=not leader, unit="step", dynamic_ncols=True,
-               mininterval=1.0)
-    for step in range(start, total):
-        device_state, metrics = runner(device_state, runner.put_batch(next(batches)))
-        pending.append(metrics)
-        done = step + 1
-        bar.update(1)
-        if done % config.train.log_every and done % config.train.ckpt_every and done != total:
-            continue
-        # Every step's loss since the last check is checked before anything is saved.
-        values = [runner.metrics(m) for m in pending]
-        pending.clear()
-        bad = next((v for v in values if not math.isfinite(v["loss"])), None)
-        if bad is not None:
-            bar.close()
-            manager.wait_until_finished()
-            raise NonFiniteLoss(
-                f"the loss became {bad['loss']} before step {done}; stopped. The last good "
-                f"checkpoint (step {manager.latest_step()}) is kept in {manager.directory}")
-        now = time.time()
-        last = dict(values[-1])
-        last["examples_per_sec"] = (done - mark_step) * config.train.batch_size / (now - mark_time)
-        mark_step, mark_time = done, now
-        if done % config.train.log_every == 0 or done == total:
-            writer.write(done, last)
-            bar.set_postfix(loss=f"{last['loss']:.4f}", ex_s=f"{last['examples_per_sec']:.0f}")
-        if done % config.train.ckpt_every == 0 or done == total:
-            host_state = runner.get_state(device_state)
-            if not _finite(host_state):
-                bar.close()
+    with tqdm(total=total, initial=start, disable=not leader, unit="step", dynamic_ncols=True,
+              mininterval=1.0) as bar:  # closed however the loop ends, before any message
+        for step in range(start, total):
+            device_state, metrics = runner(device_state, runner.put_batch(next(batches)))
+            pending.append(metrics)
+            done = step + 1
+            bar.update(1)
+            if done % config.train.log_every and done % config.train.ckpt_every and done != total:
+                continue
+            # Every step's loss since the last check is checked before anything is saved.
+            values = [runner.metrics(m) for m in pending]
+            pending.clear()
+            bad = next((v for v in values if not math.isfinite(v["loss"])), None)
+            if bad is not None:
                 manager.wait_until_finished()
                 raise NonFiniteLoss(
-                    f"the parameters or optimizer state became non-finite before step {done}; "
-                    f"stopped without saving them. The newest finite checkpoint (step "
-                    f"{manager.latest_step()}) is kept in {manager.directory}")
-            manager.save(done, args=ocp.args.StandardSave(host_state))
-        if config.train.grid_every and done % config.train.grid_every == 0 and done != total \
-                and hasattr(task, "sample_grid") and leader:
-            save_grid(os.path.join(manager.directory.parent, f"samples_{done:06d}.png"),
-                      task.sample_grid(runner.get_state(device_state)))
-    bar.close()
+                    f"the loss became {bad['loss']} before step {done}; stopped. The last good "
+                    f"checkpoint (step {manager.latest_step()}) is kept in {manager.directory}")
+            now = time.time()
+            last = dict(values[-1])
+            last["examples_per_sec"] = (done - mark_step) * config.train.batch_size / (now - mark_time)
+            mark_step, mark_time = done, now
+            if done % config.train.log_every == 0 or done == total:
+                writer.write(done, last)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", ex_s=f"{last['examples_per_sec']:.0f}")
+            if done % config.train.ckpt_every == 0 or done == total:
+                host_state = runner.get_state(device_state)
+                if not _finite(host_state):
+                    manager.wait_until_finished()
+                    raise NonFiniteLoss(
+                        f"the parameters or optimizer state became non-finite before step {done}; "
+                        f"stopped without saving them. The newest finite checkpoint (step "
+                        f"{manager.latest_step()}) is kept in {manager.directory}")
+                manager.save(done, args=ocp.args.StandardSave(host_state))
+            if config.train.grid_every and done % config.train.grid_every == 0 and done != total \
+                    and hasattr(task, "sample_grid") and leader:
+                save_grid(os.path.join(manager.directory.parent, f"samples_{done:06d}.png"),
+                          task.sample_grid(runner.get_state(device_state)))
     return last
