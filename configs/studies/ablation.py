@@ -4,8 +4,9 @@
 
 Three encoders on views of the quickstart's generator, same budget: latent only
 (Gaussian neighbours z + σ·ε, centre crop), pixel only (the anchor image under
-SimCLR transforms), both (the quickstart recipe); a random encoder for
-reference. GenRep's claim: both beat either alone. 4 runs, ~12 min on 2 cores.
+SimCLR transforms), both (Gaussian neighbours under SimCLR transforms); NT-Xent,
+σ = 0.5; a random encoder for reference. GenRep's claim: both beat either alone.
+4 runs × 3 seeds, about 35 min on 2 cores.
 Args: see configs/studies/__init__.py (`smoke`, `steps=`, `batch=`, `generator=`).
 """
 
