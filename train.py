@@ -68,20 +68,28 @@ def parse_flags(argv: list[str]) -> list[str]:
         message = (f"config key {renamed} is now {RENAMED[renamed]}" if renamed else
                    f"unknown config key {key[len('config.'):]}: {' '.join(text.split())}")
     except Exception as e:  # the config file itself fails: a syntax error, a NameError, ...
-        message = f"config file {_failing_line(e)}: {type(e).__name__}: {e}"
+        message = f"config file {_failing_line(e, argv)}: {type(e).__name__}: {e}"
     print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
-def _failing_line(e: BaseException) -> str:
-    """FILE, line N of the innermost frame of e's traceback outside genviews' own code and
-    libraries: the user's config file (or the file and line of a SyntaxError)."""
+def _config_path(argv: list[str]) -> str:
+    """The config file named by --config FILE[:ARGS] or --config=FILE[:ARGS], or ""."""
+    for i, a in enumerate(argv):
+        if a == "--config" and i + 1 < len(argv):
+            return argv[i + 1].split(":", 1)[0]
+        if a.startswith("--config="):
+            return a[len("--config="):].split(":", 1)[0]
+    return ""
+
+
+def _failing_line(e: BaseException, argv: list[str]) -> str:
+    """FILE, line N where loading the config file failed: its own innermost frame in e's
+    traceback (the innermost frame of all when it has none), or a SyntaxError's place."""
     if isinstance(e, SyntaxError) and e.filename:
         return f"{e.filename}, line {e.lineno}"
     frames = traceback.extract_tb(e.__traceback__)
-    config_arg = next((a.split("=", 1)[-1] for a in sys.argv if a.startswith("--config")
-                       and not a.startswith("--config.")), "")
-    path = os.path.abspath(config_arg.split(":", 1)[0]) if config_arg else ""
+    path = os.path.abspath(_config_path(argv))
     mine = [f for f in frames if os.path.abspath(f.filename) == path] or frames[-1:]
     return f"{mine[-1].filename}, line {mine[-1].lineno}" if mine else "?"
 

@@ -192,6 +192,28 @@ def test_a_renamed_key_names_its_new_name(tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
+def test_a_mistyped_config_arg_is_one_line(tmp_path):
+    line = _one_line_error(_cli("--config", "configs/real.py:smok", "--workdir",
+                                str(tmp_path / "r")))
+    assert line == "error: unknown config arg 'smok'; this config knows ['smoke']"
+    assert not os.path.exists(tmp_path / "r")
+
+
+@pytest.mark.parametrize("body, line", [("def get_config(arg=None:\n    pass\n", 1),
+                                        ("import ml_collections\n\ndef get_config(arg=None):\n"
+                                         "    return undefined_name\n", 4),
+                                        # raised inside a library: still the config's line
+                                        ("import fractions\n\ndef get_config(arg=None):\n"
+                                         "    return fractions.Fraction(1, 0)\n", 4)])
+def test_a_config_file_that_does_not_load_is_one_line_naming_its_line(tmp_path, body, line):
+    path = tmp_path / "broken.py"
+    path.write_text(body)
+    for config in ([str(path)], [f"{path}:smoke"]):  # with and without a config arg
+        error = _one_line_error(_cli("--config", *config, "--workdir", str(tmp_path / "run")))
+        assert error.startswith(f"error: config file {path}, line {line}: ")
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_dataset_and_unwritable_workdir(tmp_path, tfds_dir):
     result = _cli("--config", "configs/real.py:smoke", "--workdir", str(tmp_path / "r"),
                   "--config.data.name=no_such_dataset")
