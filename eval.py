@@ -50,6 +50,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_test", None, "test on the first N test examples")
     flags.DEFINE_bool("allow_unfinished", False,
                       "evaluate the latest checkpoint of an unfinished run")
+    flags.DEFINE_bool("fallback_checkpoint", False,
+                      "when the latest checkpoint is damaged, evaluate the newest readable one "
+                      "(eval.json's step says which)")
     flags.DEFINE_string("fidelity_generator", None,
                         "generator directory whose samples to compare with real images")
     flags.DEFINE_integer("fidelity_samples", 5000, "generated and real images of the fidelity metrics")
@@ -82,6 +85,7 @@ def main(argv) -> None:
                               train_split=FLAGS.train_split, test_split=FLAGS.test_split,
                               evaluators=FLAGS.evaluators, max_train=FLAGS.max_train,
                               max_test=FLAGS.max_test, allow_unfinished=FLAGS.allow_unfinished,
+                              fallback_checkpoint=FLAGS.fallback_checkpoint,
                               fidelity_generator=FLAGS.fidelity_generator,
                               fidelity_samples=FLAGS.fidelity_samples,
                               fidelity_sigmas=_sigmas(FLAGS.fidelity_sigmas),

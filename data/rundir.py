@@ -4,6 +4,9 @@
     DIR/metrics.jsonl   one JSON object per logged step: `step`, `loss`, `examples_per_sec`, ...
     DIR/tensorboard/    the same metrics as TensorBoard events
     DIR/checkpoints/    Orbax checkpoints of the train state, one folder per step
+    DIR/checkpoint_digests/STEP.json   the SHA-256 of every array of checkpoint STEP,
+                        written before its save starts and checked on every restore
+                        (Orbax checks no values: a garbled array file would load)
 
 The training loop (tasks/loop.py) writes it; the evaluators (evaluators/features.py)
 read its config and its latest checkpoint. Both stand above this module, which is
@@ -12,11 +15,14 @@ why the format lives here and not beside either of them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Callable
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from errors import UserError
@@ -24,6 +30,8 @@ from errors import UserError
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
+DIGESTS = "checkpoint_digests"
+DAMAGED = ".damaged"  # a damaged checkpoint STEP is kept beside the others as STEP.damaged
 
 
 def prepare(workdir: str) -> str:
@@ -123,15 +131,128 @@ def checkpoints(workdir: str, keep: int | None = None) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(directory, options=options)
 
 
-def restore_on_one_device(manager: ocp.CheckpointManager, step: int):
-    """The pytree of checkpoint `step` on this host's first device, whatever topology
-    (devices, hosts) saved it: a run trained on 8 GPUs is evaluated on one CPU."""
-    path = os.path.join(str(manager.directory), str(step), "default")
-    metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+class DamagedCheckpoint(UserError):
+    """A checkpoint that cannot be read or whose arrays do not match their digest."""
+
+    def __init__(self, directory: str, step: int, reason: str):
+        self.step = step
+        super().__init__(f"checkpoint step {step} in {directory} is damaged: {reason}")
+
+
+def _array_digests(state) -> list[str]:
+    """The SHA-256 of every array of `state`, sorted: independent of the pytree's container
+    types (a TrainState saved, a dict restored by eval) and of its leaves' order."""
+    leaves = jax.tree.leaves(jax.device_get(state))
+    return sorted(hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest() for x in leaves)
+
+
+def _digest_path(manager: ocp.CheckpointManager, step: int) -> str:
+    return os.path.join(str(manager.directory.parent), DIGESTS, f"{step}.json")
+
+
+def save(manager: ocp.CheckpointManager, step: int, state) -> None:
+    """Checkpoint `step` of `state` (Orbax, asynchronous), after its digest is on disk, so
+    that every checkpoint Orbax lists has one. Digests of deleted checkpoints are removed."""
+    path = _digest_path(manager, step)
+    if jax.process_index() == 0:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump({"step": step, "sha256": _array_digests(state)}, f)
+        os.replace(path + ".tmp", path)
+    manager.save(step, args=ocp.args.StandardSave(state))
+    if jax.process_index() == 0:
+        kept = set(manager.all_steps())
+        for name in os.listdir(os.path.dirname(path)):
+            stem = name.removesuffix(".json")
+            if stem.isdigit() and int(stem) < step and int(stem) not in kept:
+                os.remove(os.path.join(os.path.dirname(path), name))
+
+
+def _signature(tree) -> list[tuple]:
+    """The (shape, dtype) of every array, sorted: what a config fixes about a checkpoint."""
+    return sorted((tuple(x.shape), str(np.dtype(x.dtype))) for x in jax.tree.leaves(tree))
+
+
+def _read(manager: ocp.CheckpointManager, step: int, target: Callable | object):
+    """Checkpoint `step`, verified against its digest. `target`: the abstract state, or a
+    function of the stored metadata that gives it. A checkpoint whose arrays have other
+    shapes is another config's (UserError); one that cannot be read, or whose values do
+    not match the digest saved with it, is damaged (DamagedCheckpoint)."""
+    directory = str(manager.directory)
+    path = os.path.join(directory, str(step), "default")
+    try:
+        metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
+    except Exception as e:  # noqa: BLE001 - whatever Orbax or tensorstore raise, it is unreadable
+        raise DamagedCheckpoint(directory, step, f"its metadata cannot be read "
+                                f"({type(e).__name__})") from None
+    abstract = target(metadata) if callable(target) else target
+    if _signature(metadata) != _signature(abstract):
+        raise UserError(f"{manager.directory.parent}: its checkpoint (step {step}) does not fit "
+                        "this config's model and optimizer (made by another config or an older "
+                        "genviews); use a new --workdir")
+    try:
+        state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # noqa: BLE001
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise DamagedCheckpoint(directory, step, f"an array cannot be read ({type(e).__name__}"
+                                f"{': ' + reason if reason else ''})") from None
+    digest = _digest_path(manager, step)
+    if os.path.exists(digest):  # checkpoints of genviews before 2026-11-30 have none
+        with open(digest) as f:
+            expected = json.load(f)["sha256"]
+        if _array_digests(state) != expected:
+            raise DamagedCheckpoint(directory, step, "its arrays do not match the SHA-256 "
+                                    "digests saved with them (a garbled file)")
+    return state
+
+
+def restore(manager: ocp.CheckpointManager, target, *, fallback: bool, keep_aside: bool = False):
+    """(state, step) of the newest checkpoint, verified (see `_read`); (None, None) if there
+    is none. A damaged one raises DamagedCheckpoint, or with `fallback` the next older one
+    is tried, after one line that names it; with `keep_aside` (train.py) the damaged
+    directory is renamed STEP.damaged, never deleted, so that training can redo the step."""
+    damaged_any = False
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            return _read(manager, step, target), step
+        except DamagedCheckpoint as e:
+            if not fallback:
+                raise
+            damaged_any = True
+            where = ""
+            if keep_aside:
+                damaged = os.path.join(str(manager.directory), str(step))
+                aside = damaged + DAMAGED
+                n = 1
+                while os.path.exists(aside):
+                    n += 1
+                    aside = f"{damaged}{DAMAGED}{n}"
+                os.rename(damaged, aside)
+                manager.reload()
+                where = f", kept as {os.path.basename(aside)}"
+            print(f"{e}{where}; trying the one before it", flush=True)
+    if damaged_any:
+        raise UserError(f"no checkpoint in {manager.directory} can be read")
+    return None, None
+
+
+def _on_one_device(metadata):
+    """The abstract state of stored `metadata` on this host's first device, whatever
+    topology (devices, hosts) saved it: a run trained on 8 GPUs is evaluated on one CPU."""
     sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
-                          metadata)
-    return manager.restore(step, args=ocp.args.StandardRestore(target))
+    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                        metadata)
+
+
+def restore_latest_on_one_device(manager: ocp.CheckpointManager, *, fallback: bool = False):
+    """(state, step) of the newest checkpoint on this host's first device, verified like
+    `restore`: a damaged one raises, or with `fallback` the next older one is used."""
+    return restore(manager, _on_one_device, fallback=fallback)
+
+
+def restore_on_one_device(manager: ocp.CheckpointManager, step: int):
+    """Checkpoint `step` on this host's first device, verified like `restore`."""
+    return _read(manager, step, _on_one_device)
 
 
 class MetricsWriter:

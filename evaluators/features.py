@@ -26,20 +26,26 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return common.upgrade(rundir.read_config(workdir))
 
 
-def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False):
-    """(encoder module, its variables, step) from the latest checkpoint of a contrastive run."""
+def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False,
+                    fallback: bool = False):
+    """(encoder module, its variables, step) from the latest checkpoint of a contrastive run;
+    a damaged latest checkpoint is an error naming it, or with `fallback` the newest
+    readable one is used."""
     if config.task != "contrastive":
         raise UserError(f"{workdir} trained task={config.task!r}; eval.py evaluates encoders "
                         "of contrastive runs")
     manager = rundir.checkpoints(workdir)
     directory = str(manager.directory)
-    step = manager.latest_step()
-    if step is None:
+    if manager.latest_step() is None:
         raise UserError(f"{workdir} has no checkpoint in {directory}: train it first")
-    if step < config.train.steps and not allow_unfinished:
+    try:
+        restored, step = rundir.restore_latest_on_one_device(manager, fallback=fallback)
+    except rundir.DamagedCheckpoint as e:
+        raise UserError(f"{e}; nothing evaluated (--fallback_checkpoint evaluates the newest "
+                        "readable one)") from None
+    if step < config.train.steps and not (allow_unfinished or fallback):
         raise UserError(f"{workdir} is unfinished (checkpoint at step {step} of "
                         f"{config.train.steps}): run its train.py command again to finish it")
-    restored = rundir.restore_on_one_device(manager, step)
     manager.close()
     variables = {"params": restored["params"]["encoder"],
                  "batch_stats": restored["batch_stats"]["encoder"]}
@@ -128,10 +134,12 @@ class RunEncoder:
                        self.config.eval.batch_size, load_size=c.load_size or c.image_size)
 
 
-def load(workdir: str, *, allow_unfinished: bool = False) -> RunEncoder:
-    """The frozen encoder of the contrastive run in `workdir` (see the module docstring)."""
+def load(workdir: str, *, allow_unfinished: bool = False, fallback: bool = False) -> RunEncoder:
+    """The frozen encoder of the contrastive run in `workdir` (see the module docstring);
+    `fallback`: the newest readable checkpoint when the latest is damaged."""
     config = load_config(workdir)
-    encoder, variables, step = restore_encoder(workdir, config, allow_unfinished=allow_unfinished)
+    encoder, variables, step = restore_encoder(workdir, config, allow_unfinished=allow_unfinished,
+                                               fallback=fallback)
     return RunEncoder(workdir, config, encoder, variables, step)
 
 

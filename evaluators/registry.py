@@ -74,8 +74,9 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
              train_split: str | None = None, test_split: str | None = None,
              evaluators: list[str] | None = None, max_train: int | None = None,
              max_test: int | None = None, allow_unfinished: bool = False,
-             fidelity_generator: str | None = None, fidelity_samples: int = 5000,
-             fidelity_sigmas: tuple[float, ...] = (), fidelity_k: int = 5) -> dict:
+             fallback_checkpoint: bool = False, fidelity_generator: str | None = None,
+             fidelity_samples: int = 5000, fidelity_sigmas: tuple[float, ...] = (),
+             fidelity_k: int = 5) -> dict:
     """Evaluates the encoder in `workdir`; writes and returns eval.json's content.
 
     `dataset` other than the run's own probe dataset is a transfer target; its
@@ -92,7 +93,7 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
     if unknown:
         raise ConfigError(f"config key eval.evaluators: {unknown} are not among {tuple(EVALUATORS)}")
     validate(config)
-    run = features.load(workdir, allow_unfinished=allow_unfinished)
+    run = features.load(workdir, allow_unfinished=allow_unfinished, fallback=fallback_checkpoint)
     generator = sample_fidelity.load_generator(fidelity_generator, fidelity_samples, fidelity_k)
     train = run.dataset(name, train_split or e.train_split, data_dir=data_dir,
                         max_examples=e.max_train if max_train is None else max_train)

@@ -46,16 +46,13 @@ def _train(config, workdir: str, task, leader: bool) -> dict:
     runner = Runner(task.step, config.parallel)
     state = jax.device_put(task.init_state(), runner.replicated)
     manager = rundir.checkpoints(workdir, keep=config.train.keep_checkpoints)
-    latest = manager.latest_step()
-    if latest is not None:
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        try:
-            state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(
-                f"{workdir}: its checkpoint (step {latest}) does not fit this config's model and "
-                f"optimizer (made by another config or an older genviews: {type(e).__name__}); "
-                "use a new --workdir") from None
+    # The newest checkpoint that reads back and matches its digest; a damaged one is
+    # renamed STEP.damaged (said in one line) and the one before it is used.
+    restored, latest = rundir.restore(manager, jax.tree.map(ocp.utils.to_shape_dtype_struct,
+                                                            state),
+                                      fallback=True, keep_aside=leader)
+    if restored is not None:
+        state = restored
     if leader:  # only once the checkpoints are known to fit it
         rundir.write_config(workdir, config)
     start, total = int(state.step), config.train.steps
@@ -64,7 +61,7 @@ def _train(config, workdir: str, task, leader: bool) -> dict:
     if latest is None:
         # The initial state is a checkpoint too: step 0 (an untrained encoder) is what
         # a random baseline evaluates, with the same code as a trained one.
-        manager.save(0, args=ocp.args.StandardSave(state))
+        rundir.save(manager, 0, state)
     elif start >= total:
         print(f"{workdir}: already finished at step {start}", flush=True)
     if start and start < total:
@@ -77,8 +74,8 @@ def _train(config, workdir: str, task, leader: bool) -> dict:
             manager.wait_until_finished()
             raise
     manager.wait_until_finished()
-    final = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(
-        jax.tree.map(ocp.utils.to_shape_dtype_struct, state)))
+    final, _ = rundir.restore(manager, jax.tree.map(ocp.utils.to_shape_dtype_struct, state),
+                              fallback=False)
     task.finish(final, workdir)
     manager.close()
     return last
@@ -131,7 +128,7 @@ def _loop(config, task, runner, manager, writer, state, start, total, leader) ->
                         f"the parameters or optimizer state became non-finite before step {done}; "
                         f"stopped without saving them. The newest finite checkpoint (step "
                         f"{manager.latest_step()}) is kept in {manager.directory}")
-                manager.save(done, args=ocp.args.StandardSave(host_state))
+                rundir.save(manager, done, host_state)
             if config.train.grid_every and done % config.train.grid_every == 0 and done != total \
                     and hasattr(task, "sample_grid") and leader:
                 save_grid(os.path.join(manager.directory.parent, f"samples_{done:06d}.png"),

@@ -1,11 +1,13 @@
-"""A run directory survives interruptions and misuse: a torn metrics line, a second
-trainer on the same directory, and a resume under another config."""
+"""A run directory survives interruptions, damage and misuse: a torn metrics line, a second
+trainer on the same directory, a resume under another config, SIGINT, a damaged
+checkpoint (garbled, truncated, or missing its manifest or metadata)."""
 
 from __future__ import annotations
 
 import json
 import os
 
+import numpy as np
 import pytest
 
 from configs import genviews
@@ -123,3 +125,85 @@ def test_disk_full_is_found_inside_a_library_error():
     except RuntimeError as wrapped:
         assert train._disk_full(wrapped) is full
     assert train._disk_full(ValueError("another error")) is None
+
+
+def _garble(step_dir):
+    """64 random bytes into the middle of the checkpoint's largest file (its array data)."""
+    files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs]
+    largest = max(files, key=os.path.getsize)
+    with open(largest, "r+b") as f:
+        f.seek(os.path.getsize(largest) // 2)
+        f.write(os.urandom(64))
+
+
+def _truncate(step_dir):
+    files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs]
+    largest = max(files, key=os.path.getsize)
+    with open(largest, "r+b") as f:
+        f.truncate(os.path.getsize(largest) // 3)
+
+
+def _remove(name):
+    return lambda step_dir: os.remove(os.path.join(step_dir, "default", name))
+
+
+DAMAGES = {"garbled": _garble, "truncated": _truncate, "no_manifest": _remove("manifest.ocdbt"),
+           "no_metadata": _remove("_METADATA")}
+
+
+@pytest.fixture(scope="module")
+def four_steps(tmp_path_factory):
+    """A finished 4-step smoke run with checkpoints at steps 0, 2 and 4."""
+    workdir = str(tmp_path_factory.mktemp("faults") / "run")
+    config = _config(4)
+    config.train.keep_checkpoints = 3
+    loop.train(config, workdir)
+    return workdir
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_checkpoint_is_named_and_the_one_before_it_is_used(four_steps, tmp_path,
+                                                                     damage, capsys):
+    import shutil
+
+    from evaluators import features
+
+    workdir = str(tmp_path / "run")
+    shutil.copytree(four_steps, workdir)
+    DAMAGES[damage](os.path.join(workdir, rundir.CHECKPOINTS, "4"))
+    config = features.load_config(workdir)
+    # eval.py: names the damaged step and evaluates nothing, or with --fallback_checkpoint
+    # the newest readable one (step 2).
+    with pytest.raises(UserError, match="checkpoint step 4 .* is damaged.*nothing evaluated"):
+        features.restore_encoder(workdir, config)
+    assert features.restore_encoder(workdir, config, fallback=True)[2] == 2
+    # train.py: one line, the damaged directory kept aside, the run finished from step 2.
+    manager = rundir.checkpoints(workdir, keep=3)
+    state, step = rundir.restore(manager, rundir._on_one_device, fallback=True, keep_aside=True)
+    manager.close()
+    assert step == 2 and int(state["step"]) == 2
+    out = capsys.readouterr().out
+    assert "checkpoint step 4" in out and "kept as 4.damaged" in out
+    assert sorted(os.listdir(os.path.join(workdir, rundir.CHECKPOINTS))) == ["0", "2", "4.damaged"]
+
+
+def test_a_garbled_checkpoint_resumes_to_the_uninterrupted_result(four_steps, tmp_path):
+    import shutil
+
+    workdir = str(tmp_path / "run")
+    shutil.copytree(four_steps, workdir)
+    _garble(os.path.join(workdir, rundir.CHECKPOINTS, "4"))
+    config = _config(4)
+    config.train.keep_checkpoints = 3
+    loop.train(config, workdir)  # redoes steps 3 and 4 from the checkpoint at step 2
+    for a, b in zip(_leaves(workdir, 4), _leaves(four_steps, 4), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _leaves(workdir, step):
+    import jax
+
+    manager = rundir.checkpoints(workdir)
+    state = rundir.restore_on_one_device(manager, step)
+    manager.close()
+    return jax.tree.leaves(state)
