@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from data import export, shapes
+from data import export, shapes, tfds_dirs
 from errors import ConfigError, UserError
 
 IMAGENET100 = "imagenet100"
@@ -63,7 +63,7 @@ def _builder(name: str, data_dir: str | None):
     if os.path.isdir(name):
         # A prepared TFDS dataset directory (DIR/NAME/VERSION): read as it is, whatever its
         # builder; its features must be image and label (exports are read by `load` itself).
-        return tfds.builder_from_directory(name)
+        return tfds_dirs.open_builder(name)
     if name == "genviews_shapes":
         # Registered by importing data.shapes; built here without any download.
         builder = shapes.GenviewsShapes(data_dir=data_dir or None)

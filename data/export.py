@@ -33,7 +33,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from data import views  # noqa: E402
+from data import tfds_dirs, views  # noqa: E402
 from errors import UserError  # noqa: E402
 from models import generators  # noqa: E402
 
@@ -204,9 +204,7 @@ def export(generator_dir: str, out: str, e: ExportSpec) -> dict:
 
 def read(directory: str, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
     """Rows [start, stop) of an export, each feature stacked: anchor, views, anchor_z, views_z, label."""
-    import tensorflow_datasets as tfds
-
-    source = tfds.builder_from_directory(directory).as_data_source(split="train")
+    source = tfds_dirs.open_builder(directory).as_data_source(split="train")
     stop = len(source) if stop is None else min(stop, len(source))
     chunks = []
     for begin in range(start, stop, _READ_CHUNK):
