@@ -204,12 +204,18 @@ def export(generator_dir: str, out: str, e: ExportSpec) -> dict:
 
 def read(directory: str, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
     """Rows [start, stop) of an export, each feature stacked: anchor, views, anchor_z, views_z, label."""
-    source = tfds_dirs.open_builder(directory).as_data_source(split="train")
-    stop = len(source) if stop is None else min(stop, len(source))
-    chunks = []
-    for begin in range(start, stop, _READ_CHUNK):
-        items = source.__getitems__(range(begin, min(stop, begin + _READ_CHUNK)))
-        chunks.append({k: np.stack([item[k] for item in items]) for k in items[0]})
+    builder = tfds_dirs.open_builder(directory)
+    try:  # a truncated or garbled record file fails deep in array_record: say which export
+        source = builder.as_data_source(split="train")
+        stop = len(source) if stop is None else min(stop, len(source))
+        chunks = []
+        for begin in range(start, stop, _READ_CHUNK):
+            items = source.__getitems__(range(begin, min(stop, begin + _READ_CHUNK)))
+            chunks.append({k: np.stack([item[k] for item in items]) for k in items[0]})
+    except Exception as e:  # noqa: BLE001 - any failure of the record reader means a damaged file
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise UserError(f"export {directory} cannot be read ({type(e).__name__}: {first}): it is "
+                        "damaged; export it again into a new directory") from None
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 

@@ -152,6 +152,18 @@ def test_export_reads_back_what_was_written(exported, generator_dir):
     assert (meta["num_anchors"], meta["num_views"], meta["seed"]) == (n, k, EXPORT["seed"])
 
 
+def test_a_truncated_export_is_one_line(exported, tmp_path):
+    import shutil
+
+    damaged = str(tmp_path / "export")
+    shutil.copytree(exported[0], damaged)
+    (record,) = [os.path.join(damaged, f) for f in os.listdir(damaged) if ".array_record-" in f]
+    with open(record, "r+b") as f:
+        f.truncate(os.path.getsize(record) // 2)
+    with pytest.raises(UserError, match=f"export {damaged} cannot be read .*damaged"):
+        export.read(damaged)
+
+
 def test_export_refuses_bad_requests(exported, generator_dir, tmp_path):
     spec = export.ExportSpec(**EXPORT)
     with pytest.raises(UserError, match="exists and is not empty"):
