@@ -127,6 +127,20 @@ def test_disk_full_is_found_inside_a_library_error():
     assert train._disk_full(ValueError("another error")) is None
 
 
+def test_a_checkpoint_of_another_shape_is_one_line_and_changes_nothing(four_steps, tmp_path):
+    import shutil
+
+    workdir = str(tmp_path / "run")
+    shutil.copytree(four_steps, workdir)
+    os.remove(os.path.join(workdir, rundir.CONFIG))  # so only the checkpoint can tell
+    wider = _config(6)
+    wider.model.width = 16
+    with pytest.raises(UserError, match="does not fit this config's model"):
+        loop.train(wider, workdir)
+    assert not os.path.exists(os.path.join(workdir, rundir.CONFIG))
+    assert sorted(os.listdir(os.path.join(workdir, rundir.CHECKPOINTS))) == ["0", "2", "4"]
+
+
 def _garble(step_dir):
     """64 random bytes into the middle of the checkpoint's largest file (its array data)."""
     files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs]
