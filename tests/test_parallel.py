@@ -31,9 +31,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # - the parameters after NUM_STEPS = 2 steps, relative to how far they moved: each step
 #   adds a rounding error of that size (measured 2.3e-6 after 8 steps on real images);
 #   bound: 1e-4, a margin of 20 over 2 steps × 2.5e-6. Only two steps: the genviews smoke
-#   run's 1- and 4-device losses differ by 2e-7 relative at step 2, 4e-6 at step 3 and
-#   1.3e-4 at step 4 (measured; a jump, not a steady growth, not yet diagnosed), so a
-#   longer trajectory would test that jump, not the parallel step.
+#   run's 1- and 4-device parameters differ by 4.2e-6, 3.9e-6, 4.6e-6 after steps 1-3,
+#   then 1.2e-4 after step 4 and 2.0e-3 after step 8 (measured with XLA's default
+#   convolutions, below): a jump, not a steady growth, as when a pre-activation near 0
+#   changes sign on a last-bit difference and the runs then follow two nearby trajectories.
+#   A longer trajectory would test that amplification, not the parallel step.
 #   It is a norm over all parameters, never an element-wise check, which a few entries
 #   near zero would fail on any other CPU;
 # - the logged losses: the first is one forward pass on equal parameters (1e-5), the
