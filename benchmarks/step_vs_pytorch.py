@@ -1,0 +1,297 @@
+"""The contrastive train step in genviews (JAX) against the same step in PyTorch, on CPU.
+
+    python benchmarks/step_vs_pytorch.py [--cases convnet_views,convnet,resnet18,resnet50_112]
+        [--threads 1,2] [--blocks 5] [--steps 3] [--data_dir DIR]
+
+Each case is the same model, batch, views and optimizer in both frameworks:
+
+    convnet_views   the quickstart's step: ConvNet width 32, 128 real images → 256 SimCLR
+                    pixel views (crop, flip, colour jitter, grayscale) in the step, 32 px
+    convnet         the same without pixel views (centre crop only): the model step
+    resnet18        ResNet-18 (CIFAR stem), 128 images, no pixel views, 32 px
+    resnet50_112    ResNet-50 (ImageNet stem), 32 images at 112 px, no pixel views
+
+and, in both, the SimCLR projection head (Dense 512, BN, ReLU, bias-free Dense 128,
+BN), NT-Xent (τ = 0.1), an online linear classifier on stop-gradient features, and
+SGD with momentum 0.9 and weight decay. The genviews side is genviews' own step
+(`tasks.get(config).step` through `tasks.parallel.Runner`, with train.py's CPU
+flags); the PyTorch side is written here, its pixel views batched with tensor ops
+(`grid_sample` crops, per-image jitter), as a PyTorch user would write them to
+keep them in the step.
+
+For every (case, threads) the two frameworks run in two worker processes pinned to
+the same `threads` cores (and told to use that many threads), each warmed up
+(compiled) first; the driver then alternates timed blocks of `--steps` steps, A then
+B, `--blocks` times, and reports the median seconds per step, views per second and
+genviews' throughput / PyTorch's. One JSON line per (case, threads), then a table.
+Needs torch (a test extra) and the genviews_shapes TFDS dataset (prepared on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES = {  # name: (encoder, image size, batch of instances, pixel views)
+    "convnet_views": ("convnet", 32, 128, "simclr"),
+    "convnet": ("convnet", 32, 128, "none"),
+    "resnet18": ("resnet18", 32, 128, "none"),
+    "resnet50_112": ("resnet50", 112, 32, "none"),
+}
+WIDTH, HIDDEN, PROJ, TAU, LR, WD, MOMENTUM, CLASSES = 32, 512, 128, 0.1, 0.1, 5e-4, 0.9, 10
+
+
+# ----------------------------------------------------------------------------- genviews
+def _jax_step(case: str, data_dir: str | None):
+    sys.path.insert(0, ROOT)
+    from tasks.parallel import set_cpu_flags
+
+    set_cpu_flags()
+    import jax
+
+    import tasks
+    from configs import quickstart, real
+    from tasks.parallel import Runner
+
+    encoder, size, batch, pixel = CASES[case]
+    cfg = quickstart.encoder_run(False, real.get_config())
+    cfg.model.encoder, cfg.data.image_size, cfg.train.batch_size = encoder, size, batch
+    cfg.views.pixel = pixel
+    cfg.data.max_examples = batch
+    if data_dir:
+        cfg.data.data_dir = data_dir
+    task = tasks.get(cfg)
+    runner = Runner(task.step, cfg.parallel)
+    state = runner.put_state(task.init_state())
+    device_batch = runner.put_batch(next(task.batches(0)))
+
+    def step():
+        nonlocal state
+        state, metrics = runner(state, device_batch)
+        jax.block_until_ready(metrics)
+
+    return step
+
+
+# ----------------------------------------------------------------------------- PyTorch
+def _torch_step(case: str, threads: int):
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    encoder_name, size, batch, pixel = CASES[case]
+
+    def conv_bn(cin, cout, k, stride, zero_gain=False):
+        bn = nn.BatchNorm2d(cout)
+        if zero_gain:
+            nn.init.zeros_(bn.weight)
+        return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), bn)
+
+    class Basic(nn.Module):
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            self.a, self.b = conv_bn(cin, width, 3, stride), conv_bn(width, width, 3, 1)
+            self.short = conv_bn(cin, width, 1, stride) if (stride != 1 or cin != width) else None
+
+        def forward(self, x):
+            y = self.b(F.relu(self.a(x)))
+            return F.relu(y + (x if self.short is None else self.short(x)))
+
+    class Bottle(nn.Module):
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            self.a, self.b = conv_bn(cin, width, 1, 1), conv_bn(width, width, 3, stride)
+            self.c = conv_bn(width, 4 * width, 1, 1, zero_gain=True)
+            self.short = conv_bn(cin, 4 * width, 1, stride) if (stride != 1 or cin != 4 * width) \
+                else None
+
+        def forward(self, x):
+            y = self.c(F.relu(self.b(F.relu(self.a(x)))))
+            return F.relu(y + (x if self.short is None else self.short(x)))
+
+    def resnet(stages, block, expansion, stem):
+        layers = ([conv_bn(3, 64, 3, 1), nn.ReLU()] if stem == "cifar" else
+                  [conv_bn(3, 64, 7, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1)])
+        cin = 64
+        for i, depth in enumerate(stages):
+            for j in range(depth):
+                layers.append(block(cin, 64 * 2 ** i, 2 if (i > 0 and j == 0) else 1))
+                cin = 64 * 2 ** i * expansion
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), cin
+
+    if encoder_name == "convnet":
+        widths, layers, cin = (WIDTH, 2 * WIDTH, 4 * WIDTH, 8 * WIDTH), [], 3
+        for i, w in enumerate(widths):
+            layers += [conv_bn(cin, w, 3, 1 if i == 0 else 2), nn.ReLU()]
+            cin = w
+        encoder, features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), cin
+    elif encoder_name == "resnet18":
+        encoder, features = resnet((2, 2, 2, 2), Basic, 1, "cifar")
+    else:
+        encoder, features = resnet((3, 4, 6, 3), Bottle, 4, "imagenet")
+    last = nn.BatchNorm1d(PROJ)
+    last.bias.requires_grad_(False)  # SimCLR's last BN: a scale, no offset
+    head = nn.Sequential(nn.Linear(features, HIDDEN), nn.BatchNorm1d(HIDDEN), nn.ReLU(),
+                         nn.Linear(HIDDEN, PROJ, bias=False), last)
+    classifier = nn.Linear(features, CLASSES)
+    params = [*encoder.parameters(), *head.parameters(), *classifier.parameters()]
+    decay = [p for p in params if p.ndim > 1]
+    other = [p for p in params if p.ndim <= 1 and p.requires_grad]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": WD}, {"params": other, "weight_decay": 0}],
+                          lr=LR, momentum=MOMENTUM)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, CLASSES, (batch,), generator=g)
+
+    def simclr_views(x):  # x: (n, 3, H, W) in [0, 1] → one view of each, batched
+        n = x.shape[0]
+        area = torch.empty(n).uniform_(0.2, 1.0)
+        log_ratio = torch.empty(n).uniform_(torch.log(torch.tensor(3 / 4)), torch.log(torch.tensor(4 / 3)))
+        ratio = torch.exp(log_ratio)
+        w = torch.sqrt(area * ratio).clamp(max=1.0)
+        h = torch.sqrt(area / ratio).clamp(max=1.0)
+        cx = (torch.rand(n) * 2 - 1) * (1 - w)
+        cy = (torch.rand(n) * 2 - 1) * (1 - h)
+        flip = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0], theta[:, 0, 2] = w * flip, cx
+        theta[:, 1, 1], theta[:, 1, 2] = h, cy
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        v = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        jitter = (torch.rand(n) < 0.8).view(n, 1, 1, 1)
+        b = torch.empty(n, 1, 1, 1).uniform_(0.6, 1.4)
+        c = torch.empty(n, 1, 1, 1).uniform_(0.6, 1.4)
+        s = torch.empty(n, 1, 1, 1).uniform_(0.6, 1.4)
+        hue = torch.empty(n, 1, 1).uniform_(-0.1, 0.1)
+        gray = lambda t: (0.299 * t[:, 0] + 0.587 * t[:, 1] + 0.114 * t[:, 2]).unsqueeze(1)
+        j = (v * b).clamp(0, 1)
+        j = ((j - gray(j).mean((2, 3), keepdim=True)) * c + gray(j).mean((2, 3), keepdim=True)).clamp(0, 1)
+        j = ((j - gray(j)) * s + gray(j)).clamp(0, 1)
+        # hue: RGB → HSV, shift, back (batched, as torchvision's tensor adjust_hue)
+        r, gg, bb = j[:, 0], j[:, 1], j[:, 2]
+        maxc, _ = j.max(1)
+        minc, _ = j.min(1)
+        delta = maxc - minc
+        sat = torch.where(maxc > 0, delta / maxc.clamp(min=1e-8), torch.zeros_like(maxc))
+        d = delta.clamp(min=1e-8)
+        hh = torch.where(maxc == r, (gg - bb) / d,
+                         torch.where(maxc == gg, 2 + (bb - r) / d, 4 + (r - gg) / d))
+        hh = torch.where(delta > 0, (hh / 6) % 1.0, torch.zeros_like(hh))
+        hh = (hh + hue) % 1.0
+        i = torch.floor(hh * 6)
+        f = hh * 6 - i
+        p_, q_, t_ = maxc * (1 - sat), maxc * (1 - sat * f), maxc * (1 - sat * (1 - f))
+        i = i.long() % 6
+        choose = lambda *vals: torch.stack(vals, 0).gather(0, i.unsqueeze(0)).squeeze(0)
+        j = torch.stack([choose(maxc, q_, p_, p_, t_, maxc), choose(t_, maxc, maxc, q_, p_, p_),
+                         choose(p_, p_, t_, maxc, maxc, q_)], 1)
+        v = torch.where(jitter, j, v)
+        to_gray = (torch.rand(n) < 0.2).view(n, 1, 1, 1)
+        return torch.where(to_gray, gray(v).expand_as(v), v).clamp(0, 1)
+
+    def step():
+        x = images.permute(0, 3, 1, 2).float() / 255.0
+        if pixel == "simclr":
+            views = torch.cat([simclr_views(x), simclr_views(x)])
+        else:
+            views = torch.cat([x, x])
+        feats = encoder(views)
+        z = F.normalize(head(feats), dim=1)
+        n = z.shape[0]
+        logits = z @ z.t() / TAU
+        logits = logits.masked_fill(torch.eye(n, dtype=torch.bool), float("-inf"))
+        positive = torch.arange(n).roll(n // 2)
+        loss = F.cross_entropy(logits, positive)
+        loss = loss + F.cross_entropy(classifier(feats.detach()), torch.cat([labels, labels]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+# ----------------------------------------------------------------------------- driver
+def _worker(framework: str, case: str, threads: int, data_dir: str | None) -> None:
+    os.sched_setaffinity(0, set(range(threads)))
+    step = _jax_step(case, data_dir) if framework == "jax" else _torch_step(case, threads)
+    for _ in range(2):  # compile / warm up
+        step()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        n = int(line)
+        start = time.perf_counter()
+        for _ in range(n):
+            step()
+        print(time.perf_counter() - start, flush=True)
+
+
+def _start(framework, case, threads, data_dir):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(threads))
+    args = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--cases", case,
+            "--threads", str(threads)] + (["--data_dir", data_dir] if data_dir else [])
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"the {framework} worker for {case} died while starting")
+        if line.strip() == "ready":
+            return proc
+
+
+def _time(proc, steps: int) -> float:
+    proc.stdin.write(f"{steps}\n")
+    proc.stdin.flush()
+    return float(proc.stdout.readline()) / steps
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--blocks", type=int, default=5)
+    p.add_argument("--steps", type=int, default=3, help="steps per timed block")
+    p.add_argument("--data_dir", default=None, help="TFDS data_dir of genviews_shapes")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        _worker(args.worker, args.cases, int(args.threads), args.data_dir)
+        return
+    rows = []
+    for case in args.cases.split(","):
+        for threads in (int(t) for t in args.threads.split(",")):
+            procs = {fw: _start(fw, case, threads, args.data_dir) for fw in ("jax", "torch")}
+            times = {fw: [] for fw in procs}
+            for _ in range(args.blocks):
+                for fw in ("jax", "torch"):  # alternated: A, B, A, B, ...
+                    times[fw].append(_time(procs[fw], args.steps))
+            for proc in procs.values():
+                proc.stdin.close()
+                proc.wait()
+            views = 2 * CASES[case][2]
+            med = {fw: statistics.median(t) for fw, t in times.items()}
+            row = {"case": case, "threads": threads, "genviews_s_per_step": round(med["jax"], 4),
+                   "pytorch_s_per_step": round(med["torch"], 4),
+                   "genviews_views_per_s": round(views / med["jax"], 1),
+                   "pytorch_views_per_s": round(views / med["torch"], 1),
+                   "ratio": round(med["torch"] / med["jax"], 3),
+                   "blocks": args.blocks, "steps_per_block": args.steps}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    print("\n| case | threads | genviews s/step | PyTorch s/step | genviews / PyTorch |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['case']} | {r['threads']} | {r['genviews_s_per_step']:.3f} | "
+              f"{r['pytorch_s_per_step']:.3f} | {r['ratio']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
