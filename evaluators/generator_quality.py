@@ -1,7 +1,7 @@
 """Generator quality: does a class-conditional generator draw the class it is asked for?
 
     python -m evaluators.generator_quality --generator DIR [--dataset genviews_shapes]
-        [--samples_per_class 1000] [--seed 0] [--judge_dir JUDGE_DIR]
+        [--samples_per_class 1000] [--seed 0] [--judge_dir JUDGE_DIR] [--max_train N] [--max_test N]
 
 A *judge*, a ConvNet classifier trained supervised on the real train split of the
 dataset (and scored on its real test split, so that its own accuracy is known),
@@ -153,15 +153,16 @@ def sample_by_class(generator, per_class: int, *, seed: int, truncation: float =
 
 
 def evaluate(generator, dataset_name: str, *, data_dir: str = "", samples_per_class: int = 1000,
-             seed: int = 0, judge_epochs: int = 4, max_train: int = 0, judge_dir: str = "",
-             log=print) -> dict:
+             seed: int = 0, judge_epochs: int = 4, max_train: int = 0, max_test: int = 0,
+             judge_dir: str = "", log=print) -> dict:
     """The figures of the module docstring for `generator` judged on `dataset_name`."""
     if not generator.num_classes:
         raise UserError("generator quality needs a class-conditional generator "
                         "(this one has num_classes = 0)")
     train = datasets.load(dataset_name, "train", image_size=generator.resolution, data_dir=data_dir,
                           max_examples=max_train)
-    test = datasets.load(dataset_name, "test", image_size=generator.resolution, data_dir=data_dir)
+    test = datasets.load(dataset_name, "test", image_size=generator.resolution, data_dir=data_dir,
+                         max_examples=max_test)
     if train.num_classes != generator.num_classes:
         raise UserError(f"the generator draws {generator.num_classes} classes but {dataset_name} "
                         f"has {train.num_classes}")
@@ -199,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge_dir", default="",
                         help="keep the trained judge here and reuse it on later calls")
     parser.add_argument("--max_train", type=int, default=0, help=">0: train the judge on fewer")
+    parser.add_argument("--max_test", type=int, default=0,
+                        help=">0: score the judge and the fidelity metrics on fewer real test images")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(generator, args.dataset, data_dir=args.data_dir,
                           samples_per_class=args.samples_per_class, seed=args.seed,
                           judge_epochs=args.judge_epochs, max_train=args.max_train,
-                          judge_dir=args.judge_dir)
+                          max_test=args.max_test, judge_dir=args.judge_dir)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -35,7 +35,8 @@ def test_command_writes_its_figures_and_grid(tmp_path, tfds_dir):
     generators.save(directory, g, jax.jit(g.init)(jax.random.key(0)))
     code = generator_quality.main(["--generator", directory, "--data_dir", tfds_dir,
                                    "--samples_per_class", "6", "--judge_epochs", "1",
-                                   "--max_train", "512", "--judge_dir", str(tmp_path / "judge")])
+                                   "--max_train", "512", "--max_test", "300",
+                                   "--judge_dir", str(tmp_path / "judge")])
     assert code == 0
     with open(os.path.join(directory, "generator_quality.json")) as f:
         result = json.load(f)
