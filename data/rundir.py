@@ -127,7 +127,10 @@ def checkpoints(workdir: str, keep: int | None = None) -> ocp.CheckpointManager:
     directory = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
     if keep is None:
         return ocp.CheckpointManager(directory)
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    # cleanup_tmp_directories: a save that a kill interrupted leaves a temporary folder,
+    # which Orbax never lists as a checkpoint; it is removed when the run resumes.
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           cleanup_tmp_directories=True)
     return ocp.CheckpointManager(directory, options=options)
 
 

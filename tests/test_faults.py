@@ -24,13 +24,17 @@ def _config(steps=4):
     return config
 
 
-def test_a_torn_metrics_line_is_dropped_and_the_run_resumes(tmp_path, capsys):
+def test_a_torn_metrics_line_and_a_torn_save_are_dropped_and_the_run_resumes(tmp_path, capsys):
     workdir = str(tmp_path / "run")
     loop.train(_config(2), workdir)
     with open(os.path.join(workdir, rundir.METRICS), "a") as f:
         f.write('{"step": 3, "lo')  # a kill in the middle of a write
+    # and a checkpoint save killed midway: Orbax's temporary folder, never a checkpoint
+    interrupted = os.path.join(workdir, rundir.CHECKPOINTS, "4.orbax-checkpoint-tmp-1")
+    os.makedirs(os.path.join(interrupted, "default"))
     loop.train(_config(4), workdir)
     assert "torn line" in capsys.readouterr().out
+    assert not os.path.exists(interrupted)
     with open(os.path.join(workdir, rundir.METRICS)) as f:
         steps = [json.loads(line)["step"] for line in f]
     assert steps == [1, 2, 3, 4]
