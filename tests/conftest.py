@@ -27,13 +27,16 @@ def pytest_unconfigure(config):
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 
+TEST_SPLIT_SIZES = {"train": 5_000, "test": 2_000}
+
+
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory) -> str:
     """A TFDS data_dir holding genviews_shapes, prepared once for all test workers
     ($GENVIEWS_TEST_TFDS_DIR, or a directory shared by the pytest-xdist workers)."""
     from filelock import FileLock
 
-    from data import datasets
+    from data import datasets, shapes
 
     path = os.environ.get("GENVIEWS_TEST_TFDS_DIR")
     if not path:
@@ -41,5 +44,13 @@ def tfds_dir(tmp_path_factory) -> str:
         worker = os.environ.get("PYTEST_XDIST_WORKER")  # set in pytest-xdist's workers
         path = str((root.parent if worker else root) / "tfds")
     with FileLock(path.rstrip("/") + ".lock"):  # the other worker waits, then finds it prepared
-        datasets.load("genviews_shapes", "test", image_size=32, data_dir=path, max_examples=10)
+        # The first TEST_SPLIT_SIZES examples of each split, the same images as the full
+        # dataset's first ones (each is a pure function of its index): no test reads more,
+        # and preparing 60,000 took ~40 s of the suite, with the other worker waiting.
+        full = dict(shapes.SPLIT_SIZES)
+        shapes.SPLIT_SIZES.update(TEST_SPLIT_SIZES)
+        try:
+            datasets.load("genviews_shapes", "test", image_size=32, data_dir=path, max_examples=10)
+        finally:
+            shapes.SPLIT_SIZES.update(full)
     return path
