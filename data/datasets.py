@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from data import export, shapes, tfds_dirs
-from errors import ConfigError, UserError
+from errors import ConfigError, UserError, describe
 
 IMAGENET100 = "imagenet100"
 _IMAGENET100_FILE = os.path.join(os.path.dirname(__file__), "imagenet100.txt")
@@ -83,7 +83,7 @@ def _builder(name: str, data_dir: str | None):
         except Exception as e:  # network, manual download, disk: say which dataset and where
             raise UserError(
                 f"dataset {tfds_name!r} is not prepared in {builder.data_dir} and preparing it "
-                f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+                f"failed: {describe(e)}") from e
     return builder
 
 

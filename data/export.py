@@ -34,7 +34,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data import tfds_dirs, views  # noqa: E402
-from errors import UserError  # noqa: E402
+from errors import UserError, describe  # noqa: E402
 from models import generators  # noqa: E402
 
 META_FILE = "export.json"
@@ -213,9 +213,8 @@ def read(directory: str, start: int = 0, stop: int | None = None) -> dict[str, n
             items = source.__getitems__(range(begin, min(stop, begin + _READ_CHUNK)))
             chunks.append({k: np.stack([item[k] for item in items]) for k in items[0]})
     except Exception as e:  # noqa: BLE001 - any failure of the record reader means a damaged file
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise UserError(f"export {directory} cannot be read ({type(e).__name__}: {first}): it is "
-                        "damaged; export it again into a new directory") from None
+        raise UserError(f"export {directory} cannot be read ({describe(e)}): it is damaged; "
+                        "export it again into a new directory") from None
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 

@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from errors import UserError
+from errors import UserError, describe
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -186,8 +186,8 @@ def _read(manager: ocp.CheckpointManager, step: int, target: Callable | object):
     try:
         metadata = ocp.StandardCheckpointer().metadata(path).item_metadata
     except Exception as e:  # noqa: BLE001 - whatever Orbax or tensorstore raise, it is unreadable
-        raise DamagedCheckpoint(directory, step, f"its metadata cannot be read "
-                                f"({type(e).__name__})") from None
+        raise DamagedCheckpoint(directory, step,
+                                f"its metadata cannot be read ({describe(e)})") from None
     abstract = target(metadata) if callable(target) else target
     if _signature(metadata) != _signature(abstract):
         raise UserError(f"{manager.directory.parent}: its checkpoint (step {step}) does not fit "
@@ -196,9 +196,8 @@ def _read(manager: ocp.CheckpointManager, step: int, target: Callable | object):
     try:
         state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as e:  # noqa: BLE001
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
-        raise DamagedCheckpoint(directory, step, f"an array cannot be read ({type(e).__name__}"
-                                f"{': ' + reason if reason else ''})") from None
+        raise DamagedCheckpoint(directory, step,
+                                f"an array cannot be read ({describe(e)})") from None
     digest = _digest_path(manager, step)
     if os.path.exists(digest):  # checkpoints of genviews before 2026-11-30 have none
         with open(digest) as f:

@@ -145,18 +145,22 @@ def test_a_checkpoint_of_another_shape_is_one_line_and_changes_nothing(four_step
     assert sorted(os.listdir(os.path.join(workdir, rundir.CHECKPOINTS))) == ["0", "2", "4"]
 
 
+def _largest_file(step_dir):
+    """The checkpoint's largest file: its array data."""
+    return max((os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs),
+               key=os.path.getsize)
+
+
 def _garble(step_dir):
-    """64 random bytes into the middle of the checkpoint's largest file (its array data)."""
-    files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs]
-    largest = max(files, key=os.path.getsize)
+    """64 random bytes into the middle of the checkpoint's array data."""
+    largest = _largest_file(step_dir)
     with open(largest, "r+b") as f:
         f.seek(os.path.getsize(largest) // 2)
         f.write(os.urandom(64))
 
 
 def _truncate(step_dir):
-    files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs]
-    largest = max(files, key=os.path.getsize)
+    largest = _largest_file(step_dir)
     with open(largest, "r+b") as f:
         f.truncate(os.path.getsize(largest) // 3)
 
