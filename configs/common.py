@@ -17,8 +17,8 @@ import ml_collections
 
 from errors import ConfigError
 
-# The embedded pretrained generator: genviews' class-conditional ResNet GAN trained on
-# genviews_shapes (how: pretrained/genviews_shapes/README.md). It ships in the repository.
+# The embedded pretrained generator: genviews' class-conditional sprite generator trained
+# on genviews_shapes (how: pretrained/genviews_shapes/README.md). It ships in the repository.
 SHIPPED_GENERATOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                  "pretrained", "genviews_shapes")
 

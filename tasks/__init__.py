@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from tasks.contrastive import ContrastiveTask
 from tasks.generator import GeneratorTask
+from tasks.sprites import SpritesTask
 from tasks.steering import SteeringTask
 
-TASKS = {"contrastive": ContrastiveTask, "generator": GeneratorTask, "steering": SteeringTask}
+TASKS = {"contrastive": ContrastiveTask, "generator": GeneratorTask, "sprites": SpritesTask,
+         "steering": SteeringTask}
 
 
 def get(config):

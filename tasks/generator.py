@@ -37,7 +37,6 @@ from models.generators import dcgan, resnet
 from tasks.parallel import AXIS
 from tasks.state import TrainState
 
-GRID_CLASSES = 10
 GRID_PER_CLASS = 8
 
 
@@ -243,17 +242,25 @@ class GeneratorTask:
         return stats
 
     def sample_grid(self, state: TrainState) -> np.ndarray:
-        """(classes, per class, H, W, 3) in [0, 1] from fixed latents."""
-        g = self.generator(state, stats_batches=8)
-        rows = max(self.hparams["num_classes"], 1)
-        z = jax.random.truncated_normal(jax.random.key(1234), -2, 2, (rows * GRID_PER_CLASS, g.z_dim))
-        y = jnp.repeat(jnp.arange(rows), GRID_PER_CLASS)
-        images = views.to_unit(jax.jit(g.apply)(g.params, z, y))
-        return np.asarray(images).reshape((rows, GRID_PER_CLASS) + images.shape[1:])
+        return class_grid(self.generator(state, stats_batches=8))
 
     def finish(self, state: TrainState, workdir: str) -> None:
-        g = self.generator(state)
-        if jax.process_index() == 0:
-            save_grid(f"{workdir}/samples.png", self.sample_grid(state),
-                            title=f"samples at step {int(state.step)} (a row per class)")
-        gen_lib.save(workdir, g, g.params)
+        export(workdir, self.generator(state), int(state.step))
+
+
+def class_grid(g: gen_lib.Generator) -> np.ndarray:
+    """(classes, GRID_PER_CLASS, H, W, 3) samples in [0, 1] of a generator with params,
+    from fixed latents: a row per class."""
+    rows = max(g.num_classes, 1)
+    z = views.truncated_normal(jax.random.key(1234), (rows * GRID_PER_CLASS, g.z_dim))
+    y = jnp.repeat(jnp.arange(rows), GRID_PER_CLASS)
+    images = views.to_unit(jax.jit(g.apply)(g.params, z, y))
+    return np.asarray(images).reshape((rows, GRID_PER_CLASS) + images.shape[1:])
+
+
+def export(workdir: str, g: gen_lib.Generator, step: int) -> None:
+    """Makes `workdir` a generator directory (models.generators.save) with samples.png."""
+    if jax.process_index() == 0:
+        save_grid(f"{workdir}/samples.png", class_grid(g),
+                  title=f"samples at step {step} (a row per class)")
+    gen_lib.save(workdir, g, g.params)

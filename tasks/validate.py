@@ -88,6 +88,11 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     check(c.loss.base_temperature > 0, "loss.base_temperature", "must be > 0")
     check(c.data.image_size > 0, "data.image_size", "must be > 0")
     check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
+    if c.task == "sprites":
+        check(c.generator.family == "sprites", "generator.family",
+              f"task sprites trains the sprites generator, got {c.generator.family!r}")
+        check(c.sprites.turns >= 1, "sprites.turns", f"must be ≥ 1, got {c.sprites.turns}")
+        check(c.sprites.lr > 0, "sprites.lr", "must be > 0")
     if c.task in ("generator", "steering") or c.data.source == "generator":
         check(c.generator.family in generators.families(), "generator.family",
               f"{c.generator.family!r} is not implemented (known: {generators.families()})")

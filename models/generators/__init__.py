@@ -114,4 +114,4 @@ def load(directory: str) -> Generator:
 def _import_families() -> None:
     # Importing a family module runs its @register; kept lazy so that loading
     # one family does not import every other one.
-    from models.generators import bigbigan, biggan, dcgan, resnet  # noqa: F401
+    from models.generators import bigbigan, biggan, dcgan, resnet, sprites  # noqa: F401

@@ -1,4 +1,4 @@
-"""The class-conditional ResNet GAN that genviews pretrains on the embedded dataset.
+"""A class-conditional ResNet GAN that genviews can pretrain on any image dataset.
 
 Generator (SNGAN/BigGAN-style, Miyato et al. 2018; Brock et al. 2019): z → 4×4 →
 residual up-blocks (BatchNorm whose gain and bias are embeddings of the class,
