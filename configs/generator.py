@@ -41,7 +41,7 @@ def _pretraining(task: str, family: str, z_dim: int, width: int, steps: int):
 
 def sprites(smoke: bool) -> ml_collections.ConfigDict:
     # generator.z_dim: pose and colours; generator.width: of the MLP from (z, class) to them
-    c = _pretraining("sprites", "sprites", z_dim=16, width=128, steps=3000)
+    c = _pretraining("sprites", "sprites", z_dim=16, width=128, steps=5000)
     c.sprites = ml_collections.ConfigDict()
     c.sprites.lr = 1e-3  # Adam learning rate of the encoder and the generator
     c.sprites.kl_weight = 1.0  # β of the KL term (1: the ELBO)
