@@ -65,6 +65,7 @@ def gan(smoke: bool) -> ml_collections.ConfigDict:
     c.gan.classifier_weight = 1.0
     c.gan.lr_classifier = 1e-3  # Adam learning rate of the classifier (clean real images)
     c.gan.ema_decay = 0.999  # >0: export an EMA of G's weights with this decay
+    c.gan.stats_batches = 40  # batches of 256 samples that re-estimate the EMA's BatchNorm statistics
     c.gan.lr_g = 2e-4  # Adam learning rate of the generator
     c.gan.lr_d = 2e-4  # Adam learning rate of the discriminator
     c.gan.b1 = 0.5  # Adam β1 (DCGAN)
@@ -74,4 +75,5 @@ def gan(smoke: bool) -> ml_collections.ConfigDict:
         c.generator.width = 8
         c.generator.z_dim = 16
         c.gan.d_width = 8
+        c.gan.stats_batches = 2
     return c

@@ -210,15 +210,16 @@ class GeneratorTask:
                                 start_step=start_step, process_index=process_index,
                                 process_count=process_count)
 
-    def generator(self, state: TrainState, stats_batches: int = 40) -> gen_lib.Generator:
+    def generator(self, state: TrainState, stats_batches: int = 0) -> gen_lib.Generator:
         """The generator to export: the weight average when there is one, with BatchNorm
-        statistics re-estimated for those weights from `stats_batches` batches."""
+        statistics re-estimated for those weights from `stats_batches` batches of 256
+        samples (0: `gan.stats_batches`)."""
         c = self.config
         g = gen_lib.build(c.generator.family, self.hparams)
         params = state.params["g_ema"] if c.gan.ema_decay else state.params["g"]
         stats = state.batch_stats["g"]
         if c.gan.ema_decay:
-            stats = self._standing_stats(params, stats, stats_batches)
+            stats = self._standing_stats(params, stats, stats_batches or c.gan.stats_batches)
         return dataclasses.replace(g, params=jax.device_get({"params": params,
                                                              "batch_stats": stats}))
 
@@ -242,7 +243,7 @@ class GeneratorTask:
         return stats
 
     def sample_grid(self, state: TrainState) -> np.ndarray:
-        return class_grid(self.generator(state, stats_batches=8))
+        return class_grid(self.generator(state, stats_batches=min(8, self.config.gan.stats_batches)))
 
     def finish(self, state: TrainState, workdir: str) -> None:
         export(workdir, self.generator(state), int(state.step))

@@ -93,6 +93,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
               f"task sprites trains the sprites generator, got {c.generator.family!r}")
         check(c.sprites.turns >= 1, "sprites.turns", f"must be ≥ 1, got {c.sprites.turns}")
         check(c.sprites.lr > 0, "sprites.lr", "must be > 0")
+    if c.task == "generator":
+        check(c.gan.stats_batches >= 1, "gan.stats_batches", f"must be ≥ 1, got {c.gan.stats_batches}")
     if c.task in ("generator", "steering") or c.data.source == "generator":
         check(c.generator.family in generators.families(), "generator.family",
               f"{c.generator.family!r} is not implemented (known: {generators.families()})")

@@ -17,6 +17,7 @@ from tasks import loop
 def test_gan_smoke_trains_and_exports_a_generator(tmp_path, tfds_dir):
     config = generator_config.get_config("gan,smoke")
     config.data.data_dir = tfds_dir
+    config.train.steps = config.train.ckpt_every = 2  # one checkpoint: the step, not the loop, is tested
     workdir = str(tmp_path / "gan")
     loop.train(config, workdir)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
