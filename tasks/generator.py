@@ -32,6 +32,7 @@ import losses
 from data import datasets, views
 from data.grids import save_grid
 from errors import ConfigError
+from evaluators import generator_quality
 from models import generators as gen_lib
 from models.generators import dcgan, resnet
 from tasks.parallel import AXIS
@@ -251,12 +252,8 @@ class GeneratorTask:
 
 def class_grid(g: gen_lib.Generator) -> np.ndarray:
     """(classes, GRID_PER_CLASS, H, W, 3) samples in [0, 1] of a generator with params,
-    from fixed latents: a row per class."""
-    rows = max(g.num_classes, 1)
-    z = views.truncated_normal(jax.random.key(1234), (rows * GRID_PER_CLASS, g.z_dim))
-    y = jnp.repeat(jnp.arange(rows), GRID_PER_CLASS)
-    images = views.to_unit(jax.jit(g.apply)(g.params, z, y))
-    return np.asarray(images).reshape((rows, GRID_PER_CLASS) + images.shape[1:])
+    from fixed latents: a row per class (the grid of evaluators.generator_quality)."""
+    return generator_quality.grid(g, per_class=GRID_PER_CLASS)
 
 
 def export(workdir: str, g: gen_lib.Generator, step: int) -> None:

@@ -101,7 +101,7 @@ class SpriteGenerator(nn.Module):
         templates = self.param("templates", lambda key, shape: jnp.broadcast_to(
             disc_template(self.template_size), shape), (self.num_classes,) + (self.template_size,) * 2)
 
-        return render(templates[y], turn, scale[:, 0], centre, fg, bg, gradient,
+        return render(jnp.take(templates, y, axis=0), turn, scale[:, 0], centre, fg, bg, gradient,
                       self.resolution, self.supersample)
 
 
