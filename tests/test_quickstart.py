@@ -40,7 +40,7 @@ def test_quickstart_smoke_runs_every_stage(tmp_path, tfds_dir):
     assert g.family == "sprites"
     # its latent: pose and colours, then a noise image
     assert (g.z_dim, g.num_classes, g.resolution) == (
-        config.runs.generator.generator.z_dim + 32 * 32 * 3, 10, 32)
+        config.runs.generator.generator.z_dim + 1 + 32 * 32 * 3, 10, 32)
     z = jax.random.normal(jax.random.key(0), (4, g.z_dim))
     images = np.asarray(g.apply(g.params, z, jnp.arange(4), truncation=1.0))
     assert images.shape == (4, 32, 32, 3)

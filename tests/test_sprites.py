@@ -6,11 +6,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from configs import generator as generator_config
+from data import shapes
 from models import generators
 from models.generators import sprites
 from tasks import sprites as sprites_task
+from tasks.parallel import Runner
 from tasks.sprites import SpritesTask
 
 
@@ -73,46 +76,91 @@ def test_turn_offset_rotates_the_pose():
     assert np.abs(np.asarray(g.apply(params, z, y, 1.0) - g.apply(params, z, y))).max() > 0.05
 
 
-def test_foreground_finds_a_disc_on_a_shaded_noisy_background():
+def test_coverage_reads_a_soft_disc_off_a_shaded_noisy_background():
     rng = np.random.default_rng(0)
     t = (np.arange(32) + 0.5) / 16 - 1
     yy, xx = np.meshgrid(t, t, indexing="ij")
-    disc = np.hypot(xx - 0.2, yy + 0.1) < 0.4
+    # the disc's coverage, 4×4 supersampled: soft at its edge
+    fine = (np.arange(128) + 0.5) / 64 - 1
+    fy, fx = np.meshgrid(fine, fine, indexing="ij")
+    disc = (np.hypot(fx - 0.2, fy + 0.1) < 0.4).reshape(32, 4, 32, 4).mean((1, 3))
     background = 0.3 + 0.2 * xx[..., None] + rng.normal(0, 0.04, (32, 32, 3))
-    image = np.where(disc[..., None], np.array([0.9, 0.8, 0.2]), background)
+    image = disc[..., None] * np.array([0.9, 0.8, 0.2]) + (1 - disc[..., None]) * background
     image = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
-    mask, contrast = sprites_task.foreground(image)
-    assert contrast > 0.5
-    assert (mask.astype(bool) == disc).mean() > 0.99
+    cover = sprites_task.coverage(image)
+    assert np.abs(cover - disc).mean() < 0.03
+    assert np.abs(cover - disc)[(disc > 0) & (disc < 1)].mean() < 0.1  # the soft edge too
 
 
-def test_templates_start_centred_on_a_clear_image_of_each_class():
-    image = np.zeros((2, 32, 32, 3), np.uint8)
-    image[0, 2:10, 20:30] = 255  # an off-centre rectangle, class 1; image 1 is blank
-    templates = sprites_task.templates_from_images(image, np.array([1, 0]), 3, 48)
-    # of two images of class 1, the one of higher contrast
-    faint = image[:1] // 8
-    faint[0, 20:30, 2:10] = 40
-    assert np.array_equal(templates[1], sprites_task.templates_from_images(
-        np.concatenate([faint, image]), np.array([1, 1, 0]), 3, 48)[1])
-    inside = templates[1] > 0
+def _boundary_radii(template: np.ndarray) -> np.ndarray:
+    """Distances from the centre of mass of a template's inside (logit > 0) to its boundary."""
+    inside = template > 0
     rows, cols = np.nonzero(inside)
-    assert abs(rows.mean() - 23.5) < 1 and abs(cols.mean() - 23.5) < 1  # centred
-    # scaled so that its farthest pixel is at TEMPLATE_RADIUS: the corners of the 8×10
-    # rectangle, whose sides keep their ratio
-    t = np.linspace(-1, 1, 48)
-    radius = np.hypot(t[rows], t[cols])
-    assert abs(radius.max() - sprites_task.TEMPLATE_RADIUS) < 2 / 47
-    height, width = np.ptp(t[rows]), np.ptp(t[cols])
-    assert abs(height / width - 8 / 10) < 0.1
+    cy, cx = rows.mean(), cols.mean()
+    edge = inside & ~scipy.ndimage.binary_erosion(inside)
+    er, ec = np.nonzero(edge)
+    return np.hypot(er - cy, ec - cx)
+
+
+def test_congealing_recovers_the_sharp_corners_of_turned_squares():
+    # Squares and circles drawn by the dataset itself, at random rotations, scales and places.
+    rng = np.random.default_rng(0)
+    labels = np.array([1] * 40 + [0] * 40)
+    images = shapes.render(labels, rng)
+    templates = sprites_task.congealed_templates(images, labels, 3, 48)
+    square, circle = _boundary_radii(templates[1]), _boundary_radii(templates[0])
+    # corner over side midpoint: √2 for a square (an average over poses would round it)
+    assert 1.3 < square.max() / square.min() < 1.5
+    assert circle.max() / circle.min() < 1.15
+    # a quarter turn leaves the square in place
+    assert ((templates[1] > 0) == (np.rot90(templates[1]) > 0)).mean() > 0.97
+    # the first image's farthest point lies at TEMPLATE_RADIUS of the frame's half-side
+    assert abs(circle.max() / 23.5 - sprites_task.TEMPLATE_RADIUS) < 0.1
     np.testing.assert_array_equal(templates[2], np.asarray(sprites.disc_template(48)))  # no image of class 2
 
 
-def test_vae_loss_terms_match_their_formulas(tfds_dir):
+def test_the_latent_prior_is_each_class_gaussian_of_the_posterior_means():
+    rng = np.random.default_rng(0)
+    cov = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])
+    means = np.concatenate([rng.multivariate_normal([1.0, -2.0, 0.5], cov, 4000),
+                            rng.normal(0, 1, (2, 3))])
+    labels = np.array([0] * 4000 + [1] * 2)
+    mean, scale = sprites_task.fit_latent_prior(means, labels, 3, jitter=0.0)
+    np.testing.assert_allclose(mean[0], [1.0, -2.0, 0.5], atol=0.06)
+    np.testing.assert_allclose(scale[0] @ scale[0].T, cov, atol=0.1)
+    assert np.allclose(np.triu(scale[0], 1), 0)  # a Cholesky factor
+    for c in (1, 2):  # too few examples (2 < d + 1), or none: N(0, I)
+        np.testing.assert_array_equal(mean[c], 0)
+        np.testing.assert_array_equal(scale[c], np.eye(3))
+
+
+def test_the_generator_maps_z_through_its_class_prior():
+    g = sprites.SpriteGenerator(z_dim=3, num_classes=2, resolution=8, width=8)
+    z = jax.random.normal(jax.random.key(0), (4, 3))
+    y = jnp.array([0, 1, 1, 0])
+    params = g.init(jax.random.key(1), z, y)
+    fitted = jax.tree.map(lambda a: a, params)
+    mean = np.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.2]], np.float32)
+    scale = np.stack([np.tril(np.full((3, 3), 0.4)) + np.eye(3), 2 * np.eye(3)]).astype(np.float32)
+    fitted["params"]["latent_mean"], fitted["params"]["latent_scale"] = mean, scale
+    moved = np.stack([mean[c] + scale[c] @ np.asarray(zi) for zi, c in zip(z, [0, 1, 1, 0], strict=True)])
+    np.testing.assert_allclose(np.asarray(g.apply(fitted, z, y)),
+                               np.asarray(g.apply(params, jnp.asarray(moved), y)), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def smoke_task(tfds_dir):
+    """The smoke sprites task (its templates congealed from the test dataset) and its initial
+    state on the host."""
     config = generator_config.get_config("smoke")
     config.data.data_dir = tfds_dir
     task = SpritesTask(config)
-    state = task.init_state()
+    return task, jax.device_get(task.init_state())
+
+
+def test_vae_loss_terms_match_their_formulas(smoke_task):
+    task, state = smoke_task
+    config = task.config
     images = jnp.asarray(task.dataset.images[:4], jnp.float32) / 127.5 - 1
     labels = jnp.asarray(task.dataset.labels[:4])
     keys = jax.vmap(jax.random.key)(jnp.arange(4))
@@ -131,6 +179,18 @@ def test_vae_loss_terms_match_their_formulas(tfds_dir):
                                rtol=1e-4)
     np.testing.assert_allclose(np.asarray(loss), np.asarray(reconstruction + config.sprites.kl_weight * kl),
                                rtol=1e-6)
+
+
+def test_a_training_step_moves_neither_the_templates_nor_the_prior(smoke_task):
+    task, state = smoke_task  # a host copy: the runner donates the device copy it makes
+    runner = Runner(task.step)
+    stepped, _ = runner(runner.put_state(state), runner.put_batch(next(task.batches(0))))
+    new = runner.get_state(stepped)
+    for name in sprites_task.FIXED:
+        np.testing.assert_array_equal(np.asarray(new.params["g"][name]), np.asarray(state.params["g"][name]))
+    moved = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()),
+                         new.params["g"]["rotation"], state.params["g"]["rotation"])
+    assert max(jax.tree.leaves(moved)) > 0
 
 
 @pytest.mark.parametrize("hparams", [{"z_dim": 8, "num_classes": 0, "resolution": 32, "width": 8}])
@@ -153,14 +213,28 @@ def test_pixel_noise_std_measures_the_noise_of_shaded_backgrounds():
 def test_the_noise_part_of_the_latent_adds_pixel_noise():
     hparams = {"z_dim": 4, "num_classes": 2, "resolution": 8, "width": 8, "noise_std": 0.1}
     g = generators.build("sprites", hparams)
-    assert g.z_dim == 4 + 8 * 8 * 3
+    assert g.z_dim == 4 + 1 + 8 * 8 * 3
     params = g.init(jax.random.key(0))
     z = jax.random.normal(jax.random.key(1), (3, g.z_dim))
     y = jnp.array([0, 1, 1])
-    clean = np.asarray(g.apply(params, z.at[:, 4:].set(0.0), y))
+    clean = np.asarray(g.apply(params, z.at[:, 5:].set(0.0), y))
     no_noise = generators.build("sprites", {**hparams, "noise_std": 0.0})
-    assert no_noise.z_dim == 4
-    np.testing.assert_allclose(clean, np.asarray(no_noise.apply(params, z[:, :4], y)), atol=1e-6)
+    assert no_noise.z_dim == 5
+    np.testing.assert_allclose(clean, np.asarray(no_noise.apply(params, z[:, :5], y)), atol=1e-6)
     noisy = np.asarray(g.apply(params, z, y))
-    want = np.clip(clean + 0.1 * np.asarray(z[:, 4:]).reshape(3, 8, 8, 3), -1, 1)
+    want = np.clip(clean + 0.1 * np.asarray(z[:, 5:]).reshape(3, 8, 8, 3), -1, 1)
     np.testing.assert_allclose(noisy, want, atol=1e-6)
+
+
+def test_the_turn_latent_turns_the_sprite_by_its_normal_quantile():
+    hparams = {"z_dim": 4, "num_classes": 2, "resolution": 16, "width": 8, "noise_std": 0.0}
+    g = generators.build("sprites", hparams)
+    params = g.init(jax.random.key(0))
+    params["params"]["templates"] = jax.random.normal(jax.random.key(2), (2, 48, 48)) * 4
+    module = sprites.SpriteGenerator(4, 2, 16, 8)
+    z = jax.random.normal(jax.random.key(1), (2, 4))
+    y = jnp.array([0, 1])
+    for t, offset in ((0.0, np.pi), (-9.0, 0.0), (0.6744897501960817, 1.5 * np.pi)):  # Φ = ½, 0, ¾
+        got = g.apply(params, jnp.concatenate([z, jnp.full((2, 1), t)], 1), y)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(module.apply(params, z, y, offset)),
+                                   atol=1e-4)

@@ -16,6 +16,12 @@ Everything is learned from real images (tasks/sprites.py trains it as the decode
 of a variational autoencoder). The templates are what make every sample draw its
 class; z moves pose and colour smoothly, so latent views G(z + σε) are the same
 shape moved, turned, rescaled and recoloured.
+
+The templates come from real images by congealing, and the latent's prior from
+the VAE's posteriors (tasks/sprites.py): z ~ N(0, I) is mapped per class to
+N(μ_y, Σ_y), the Gaussian of its encoder's posterior means, so a sample's pose and
+colours follow those the encoder found in real images ("ex-post density
+estimation", Ghosh et al., ICLR 2020).
 """
 
 from __future__ import annotations
@@ -84,8 +90,16 @@ class SpriteGenerator(nn.Module):
 
     @nn.compact
     def __call__(self, z, y, turn_offset=0.0):
-        """Images in [-1, 1] of latents z (B, z_dim) and classes y (B,); `turn_offset` (radians)
-        is added to every pose's rotation (training scores several, tasks/sprites.py)."""
+        """Images in [-1, 1] of latents z (B, z_dim) and classes y (B,); `turn_offset` (radians,
+        a scalar or one per image) is added to every pose's rotation (training scores several,
+        tasks/sprites.py; sampling draws it from the latent, `build`)."""
+        # The prior of z per class, N(latent_mean[y], LLᵀ) with L = latent_scale[y], written
+        # as an affine map of a standard normal z; N(0, I) while the VAE trains, then fitted
+        # to its encoder's posterior means (tasks/sprites.py, `fit_latent_prior`).
+        mean = self.param("latent_mean", nn.initializers.zeros, (self.num_classes, self.z_dim))
+        scale = self.param("latent_scale", lambda key, shape: jnp.broadcast_to(
+            jnp.eye(self.z_dim), shape), (self.num_classes, self.z_dim, self.z_dim))
+        z = jnp.take(mean, y, axis=0) + jnp.einsum("bij,bj->bi", jnp.take(scale, y, axis=0), z)
         e = nn.Embed(self.num_classes, 32, name="class_embedding")(y)
         h = nn.relu(nn.Dense(self.width)(jnp.concatenate([z, e], -1)))
         h = nn.relu(nn.Dense(self.width)(h))
@@ -138,10 +152,13 @@ def build(hparams: dict) -> Generator:
     """hparams: z_dim (of the pose and colours), num_classes, resolution, width (of the pose
     and colour MLP), noise_std (of the pixel noise; 0: none).
 
-    With noise_std > 0 the generator's latent is z_dim + resolution² · 3 long: its first
-    z_dim entries pose and colour the sprite, the others, times noise_std, are the pixel
-    noise added to it: the Gaussian likelihood of the VAE that trained it (tasks/sprites.py),
-    written as a latent, so a latent view G(z + σε) also moves the noise by σε."""
+    The generator's latent is z_dim + 1 (+ resolution² · 3 with noise_std > 0) long: its
+    first z_dim entries pose and colour the sprite; the next, t, turns it by 2π·Φ(t) (Φ the
+    standard normal CDF), so that a sample's rotation is uniform, as in the data, whatever
+    the MLP's (the VAE learns that one only up to a multiple of 2π/`sprites.turns`); the
+    others, times noise_std, are the pixel noise added to it: the Gaussian likelihood of the
+    VAE that trained it (tasks/sprites.py), written as a latent, so a latent view G(z + σε)
+    also moves the noise by σε."""
     if not hparams["num_classes"]:
         raise ValueError("the sprites generator is class-conditional: num_classes must be > 0")
     module = _module(hparams)
@@ -150,13 +167,14 @@ def build(hparams: dict) -> Generator:
 
     def apply(params, z, y, truncation: float = 1.0):
         del truncation
-        image = module.apply(params, z[:, :content], y)
+        turn = 2.0 * jnp.pi * jax.scipy.special.ndtr(z[:, content])
+        image = module.apply(params, z[:, :content], y, turn)
         if noise_std:
-            noise = z[:, content:].reshape(z.shape[0], side, side, 3)
+            noise = z[:, content + 1:].reshape(z.shape[0], side, side, 3)
             image = jnp.clip(image + noise_std * noise, -1.0, 1.0)
         return image
 
-    z_dim = content + (side * side * 3 if noise_std else 0)
+    z_dim = content + 1 + (side * side * 3 if noise_std else 0)
     return Generator(family="sprites", hparams=dict(hparams), params=None, apply=apply,
                      z_dim=z_dim, num_classes=hparams["num_classes"],
                      resolution=hparams["resolution"],
