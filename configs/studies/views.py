@@ -42,7 +42,7 @@ def get_config(arg: str | None = None):
     s = Study("views: view types and losses on genviews_shapes", arg)
     for name, (latent, pixel, loss, num_views) in GENERATED_RUNS.items():
         s.generated(name, latent=latent, pixel=pixel, loss=loss, sigma=SIGMA, num_views=num_views,
-                    sigmas=(SIGMA / 2, SIGMA, 2 * SIGMA))
+                    sigmas=(SIGMA / 2, SIGMA, 2 * SIGMA) if latent == "multi_sigma" else None)
     if s.options["walks"] or s.smoke:  # smoke: random walks (configs/genviews.py:smoke)
         cfg = s.generated("steer", latent="steer", sigma=SIGMA)
         if not s.smoke:
