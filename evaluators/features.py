@@ -50,7 +50,8 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False,
     variables = {"params": restored["params"]["encoder"],
                  "batch_stats": restored["batch_stats"]["encoder"]}
     encoder = encoders.build_encoder(config.model.encoder, image_size=config.data.image_size,
-                                     width=config.model.width)
+                                     width=config.model.width,
+                                     dtype=config.train.get("dtype", "float32"))  # older runs lack it
     return encoder, variables, step
 
 

@@ -3,28 +3,36 @@
 BatchNorm takes `axis_name`: under data parallelism (shard_map or pmap over the
 `data` axis) its batch statistics are averaged over all devices, so the global
 batch is normalised as one batch (cross-replica BatchNorm, as SimCLR does).
+
+`dtype` is the compute dtype (config key train.dtype): with bfloat16, convolutions,
+matmuls and activations run in bfloat16, while parameters stay float32 (Flax's
+param_dtype), BatchNorm's statistics are reduced in float32, and the features and
+projections that leave the modules are float32, so the loss is computed in float32.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 ENCODERS = ("convnet", "resnet18", "resnet50")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # config key train.dtype
 
 
-def batch_norm(train: bool, axis_name: str | None) -> functools.partial:
+def batch_norm(train: bool, axis_name: str | None, dtype: Any = jnp.float32) -> functools.partial:
     """BatchNorm over the global batch when training (statistics averaged over `axis_name`).
 
     The variance is computed as E[(x − mean)²], not E[x²] − mean², which loses
     precision to cancellation in nearly constant channels.
     """
     return functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
-                             axis_name=axis_name if train else None, use_fast_variance=False)
+                             axis_name=axis_name if train else None, use_fast_variance=False,
+                             dtype=dtype)
 
 
 class ConvNet(nn.Module):
@@ -33,29 +41,34 @@ class ConvNet(nn.Module):
 
     widths: Sequence[int] = (16, 32, 64, 128)
     axis_name: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = True):
-        norm = batch_norm(train, self.axis_name)
+        norm = batch_norm(train, self.axis_name, self.dtype)
+        x = x.astype(self.dtype)
         for i, width in enumerate(self.widths):
-            x = nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, use_bias=False)(x)
+            x = nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, use_bias=False,
+                        dtype=self.dtype)(x)
             x = nn.relu(norm()(x))
-        return jnp.mean(x, axis=(1, 2))
+        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
 class BasicBlock(nn.Module):
     width: int
     strides: int
     norm: functools.partial
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
-        y = nn.Conv(self.width, (3, 3), self.strides, use_bias=False)(x)
+        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        y = conv(self.width, (3, 3), self.strides)(x)
         y = nn.relu(self.norm()(y))
-        y = nn.Conv(self.width, (3, 3), use_bias=False)(y)
+        y = conv(self.width, (3, 3))(y)
         y = self.norm(scale_init=nn.initializers.zeros)(y)
         if x.shape != y.shape:
-            x = self.norm()(nn.Conv(self.width, (1, 1), self.strides, use_bias=False)(x))
+            x = self.norm()(conv(self.width, (1, 1), self.strides)(x))
         return nn.relu(x + y)
 
 
@@ -63,14 +76,16 @@ class Bottleneck(nn.Module):
     width: int
     strides: int
     norm: functools.partial
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
-        y = nn.relu(self.norm()(nn.Conv(self.width, (1, 1), use_bias=False)(x)))
-        y = nn.relu(self.norm()(nn.Conv(self.width, (3, 3), self.strides, use_bias=False)(y)))
-        y = self.norm(scale_init=nn.initializers.zeros)(nn.Conv(4 * self.width, (1, 1), use_bias=False)(y))
+        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        y = nn.relu(self.norm()(conv(self.width, (1, 1))(x)))
+        y = nn.relu(self.norm()(conv(self.width, (3, 3), self.strides)(y)))
+        y = self.norm(scale_init=nn.initializers.zeros)(conv(4 * self.width, (1, 1))(y))
         if x.shape != y.shape:
-            x = self.norm()(nn.Conv(4 * self.width, (1, 1), self.strides, use_bias=False)(x))
+            x = self.norm()(conv(4 * self.width, (1, 1), self.strides)(x))
         return nn.relu(x + y)
 
 
@@ -81,20 +96,23 @@ class ResNet(nn.Module):
     block: str = "basic"
     stem: str = "imagenet"
     axis_name: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = True):
-        norm = batch_norm(train, self.axis_name)
+        norm = batch_norm(train, self.axis_name, self.dtype)
+        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        x = x.astype(self.dtype)
         if self.stem == "cifar":
-            x = nn.relu(norm()(nn.Conv(64, (3, 3), use_bias=False)(x)))
+            x = nn.relu(norm()(conv(64, (3, 3))(x)))
         else:
-            x = nn.relu(norm()(nn.Conv(64, (7, 7), 2, padding=[(3, 3), (3, 3)], use_bias=False)(x)))
+            x = nn.relu(norm()(conv(64, (7, 7), 2, padding=[(3, 3), (3, 3)])(x)))
             x = nn.max_pool(x, (3, 3), (2, 2), padding="SAME")
         block = BasicBlock if self.block == "basic" else Bottleneck
         for i, depth in enumerate(self.stages):
             for j in range(depth):
-                x = block(64 * 2 ** i, 2 if (i > 0 and j == 0) else 1, norm)(x)
-        return jnp.mean(x, axis=(1, 2))
+                x = block(64 * 2 ** i, 2 if (i > 0 and j == 0) else 1, norm, self.dtype)(x)
+        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 
 
 class ProjectionHead(nn.Module):
@@ -111,15 +129,16 @@ class ProjectionHead(nn.Module):
     out: int
     layers: int = 2
     axis_name: str | None = None
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = True):
+        norm = batch_norm(train, self.axis_name, self.dtype)
         for _ in range(self.layers - 1):
-            x = nn.Dense(self.hidden)(x)
-            x = batch_norm(train, self.axis_name)()(x)
-            x = nn.relu(x)
-        x = nn.Dense(self.out, use_bias=False)(x)
-        return batch_norm(train, self.axis_name)(use_bias=False)(x)
+            x = nn.Dense(self.hidden, dtype=self.dtype)(x)
+            x = nn.relu(norm()(x))
+        x = nn.Dense(self.out, use_bias=False, dtype=self.dtype)(x)
+        return norm(use_bias=False)(x).astype(jnp.float32)
 
 
 class ContrastiveModel(nn.Module):
@@ -153,13 +172,16 @@ class ContrastiveModel(nn.Module):
 
 
 def build_encoder(name: str, *, image_size: int, width: int = 32,
-                  axis_name: str | None = None) -> nn.Module:
-    """The encoder named by config key model.encoder; the stem follows the image size."""
+                  axis_name: str | None = None, dtype: str = "float32") -> nn.Module:
+    """The encoder named by config key model.encoder, computing in `dtype` (train.dtype);
+    the stem follows the image size."""
     stem = "cifar" if image_size <= 64 else "imagenet"
+    compute = DTYPES[dtype]
     if name == "convnet":
-        return ConvNet(widths=(width, 2 * width, 4 * width, 8 * width), axis_name=axis_name)
+        return ConvNet(widths=(width, 2 * width, 4 * width, 8 * width), axis_name=axis_name,
+                       dtype=compute)
     if name == "resnet18":
-        return ResNet((2, 2, 2, 2), "basic", stem, axis_name)
+        return ResNet((2, 2, 2, 2), "basic", stem, axis_name, compute)
     if name == "resnet50":
-        return ResNet((3, 4, 6, 3), "bottleneck", stem, axis_name)
+        return ResNet((3, 4, 6, 3), "bottleneck", stem, axis_name, compute)
     raise ValueError(f"unknown model.encoder={name!r}; choose from {ENCODERS}")

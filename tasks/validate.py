@@ -19,7 +19,7 @@ from data.pixel import PIXEL_KINDS
 from data.views import CONDITIONAL_KINDS, LATENT_KINDS
 from errors import check
 from models import generators
-from models.encoders import ENCODERS
+from models.encoders import DTYPES, ENCODERS
 from tasks.contrastive import LOSSES, OPTIMIZERS, SOURCES, check_classes
 from tasks.parallel import MODES
 
@@ -61,6 +61,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     choice(c, "views.latent", LATENT_KINDS)
     choice(c, "views.pixel", PIXEL_KINDS)
     choice(c, "model.encoder", ENCODERS)
+    choice(c, "train.dtype", DTYPES)
     choice(c, "loss.name", LOSSES)
     choice(c, "optim.name", OPTIMIZERS)
     check(c.optim.lr > 0, "optim.lr", f"must be > 0, got {c.optim.lr}")
