@@ -80,14 +80,18 @@ def _jax_step(case: str, data_dir: str | None):
 
 
 # ----------------------------------------------------------------------------- PyTorch
-def _torch_step(case: str, threads: int):
+def torch_step(case: str, threads: int, *, device: str = "cpu", batch: int | None = None,
+               bf16: bool = False):
+    """The PyTorch step of `case` (at `batch` instances, if given) on `device`; `bf16`: under
+    autocast to bfloat16 (float32 parameters and optimizer). Returns step(), which syncs."""
     import torch
     import torch.nn.functional as F
     from torch import nn
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    encoder_name, size, batch, pixel = CASES[case]
+    encoder_name, size, default_batch, pixel = CASES[case]
+    batch = batch or default_batch
 
     def conv_bn(cin, cout, k, stride, zero_gain=False):
         bn = nn.BatchNorm2d(cout)
@@ -142,14 +146,19 @@ def _torch_step(case: str, threads: int):
     head = nn.Sequential(nn.Linear(features, HIDDEN), nn.BatchNorm1d(HIDDEN), nn.ReLU(),
                          nn.Linear(HIDDEN, PROJ, bias=False), last)
     classifier = nn.Linear(features, CLASSES)
+    memory_format = torch.channels_last if device != "cpu" else torch.contiguous_format
+    for module in (encoder, head, classifier):
+        module.to(device=device, memory_format=memory_format)
     params = [*encoder.parameters(), *head.parameters(), *classifier.parameters()]
     decay = [p for p in params if p.ndim > 1]
     other = [p for p in params if p.ndim <= 1 and p.requires_grad]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": WD}, {"params": other, "weight_decay": 0}],
                           lr=LR, momentum=MOMENTUM)
     g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, CLASSES, (batch,), generator=g)
+    images = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=g).to(device)
+    labels = torch.randint(0, CLASSES, (batch,), generator=g).to(device)
+    if pixel == "simclr" and device != "cpu":
+        raise ValueError("the batched PyTorch pixel views here run on CPU only")
 
     def simclr_views(x):  # x: (n, 3, H, W) in [0, 1] → one view of each, batched
         n = x.shape[0]
@@ -203,17 +212,23 @@ def _torch_step(case: str, threads: int):
             views = torch.cat([simclr_views(x), simclr_views(x)])
         else:
             views = torch.cat([x, x])
-        feats = encoder(views)
-        z = F.normalize(head(feats), dim=1)
-        n = z.shape[0]
-        logits = z @ z.t() / TAU
-        logits = logits.masked_fill(torch.eye(n, dtype=torch.bool), float("-inf"))
-        positive = torch.arange(n).roll(n // 2)
-        loss = F.cross_entropy(logits, positive)
-        loss = loss + F.cross_entropy(classifier(feats.detach()), torch.cat([labels, labels]))
+        views = views.contiguous(memory_format=memory_format)
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            feats = encoder(views)
+            z = F.normalize(head(feats).float(), dim=1)
+            n = z.shape[0]
+            logits = z @ z.t() / TAU
+            logits = logits.masked_fill(torch.eye(n, dtype=torch.bool, device=device),
+                                        float("-inf"))
+            positive = torch.arange(n, device=device).roll(n // 2)
+            loss = F.cross_entropy(logits, positive)
+            loss = loss + F.cross_entropy(classifier(feats.detach()).float(),
+                                          torch.cat([labels, labels]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
 
     return step
 
@@ -221,7 +236,7 @@ def _torch_step(case: str, threads: int):
 # ----------------------------------------------------------------------------- driver
 def _worker(framework: str, case: str, threads: int, data_dir: str | None) -> None:
     os.sched_setaffinity(0, set(range(threads)))
-    step = _jax_step(case, data_dir) if framework == "jax" else _torch_step(case, threads)
+    step = _jax_step(case, data_dir) if framework == "jax" else torch_step(case, threads)
     for _ in range(2):  # compile / warm up
         step()
     print("ready", flush=True)

@@ -24,10 +24,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from data import export, shapes, tfds_dirs
+from data import export, tfds_dirs
 from errors import ConfigError, UserError, describe
 
 IMAGENET100 = "imagenet100"
+SYNTHETIC = "synthetic"  # random images and labels, ImageNet-shaped, for timing steps
+SYNTHETIC_EXAMPLES, SYNTHETIC_CLASSES = 1024, 1000
 _IMAGENET100_FILE = os.path.join(os.path.dirname(__file__), "imagenet100.txt")
 
 
@@ -56,6 +58,17 @@ def imagenet100_classes() -> list[str]:
         return sorted(line.strip() for line in f if line.strip())
 
 
+def synthetic(split: str, image_size: int, max_examples: int = 0) -> Dataset:
+    """`data.name=synthetic`: uniform random uint8 images and labels of 1000 classes, a pure
+    function of the split's name (max_examples of them, else 1024). Nothing to learn: it
+    times a train step without TensorFlow or a prepared dataset (benchmarks/gpu.py)."""
+    n = max_examples or SYNTHETIC_EXAMPLES
+    rng = np.random.default_rng(list(split.encode()))
+    images = rng.integers(0, 256, (n, image_size, image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, SYNTHETIC_CLASSES, n).astype(np.int32)
+    return Dataset(SYNTHETIC, split, images, labels, SYNTHETIC_CLASSES)
+
+
 def _builder(name: str, data_dir: str | None):
     import tensorflow_datasets as tfds
 
@@ -65,7 +78,8 @@ def _builder(name: str, data_dir: str | None):
         # builder; its features must be image and label (exports are read by `load` itself).
         return tfds_dirs.open_builder(name)
     if name == "genviews_shapes":
-        # Registered by importing data.shapes; built here without any download.
+        from data import shapes  # its TFDS builder; built here without any download
+
         builder = shapes.GenviewsShapes(data_dir=data_dir or None)
     else:
         try:
@@ -111,6 +125,8 @@ def load(name: str, split: str, *, image_size: int, data_dir: str = "",
     `split` is any TFDS split string ("train", "test", "train[:90%]", ...);
     `max_examples` > 0 keeps only the first examples (smoke runs, quick probes).
     """
+    if name == SYNTHETIC:
+        return synthetic(split, image_size, max_examples)
     import tensorflow as tf
     import tensorflow_datasets as tfds
 

@@ -99,6 +99,11 @@ class Runner:
     def __call__(self, state: Any, batch: dict[str, jax.Array]) -> tuple[Any, dict]:
         return self._step(state, batch)
 
+    def compile(self, state: Any, batch: dict[str, jax.Array]):
+        """The step compiled for these shapes (its cost_analysis() counts its FLOPs); a later
+        call with the same shapes reuses it."""
+        return self._step.lower(state, batch).compile()
+
     def metrics(self, metrics: dict) -> dict[str, float]:
         """Replicated device metrics → Python floats."""
         if self.mode == "pmap":
