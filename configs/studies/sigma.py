@@ -9,7 +9,7 @@ views on top), and the same encoder on real images (`real_simclr`), whose
 features are the one space where every σ's views are compared with their anchors
 and with real images (precision, recall, density, coverage and the symmetric
 versions; studies/run.py's `fidelity`). results.png draws accuracy and symmetric
-precision/recall against σ. 7 runs, ~25 min on 2 cores at the default scale.
+precision/recall against σ. 7 runs × 3 seeds, ~1.5 h on 2 cores at the default scale.
 Args: see configs/studies/__init__.py (`smoke`, `steps=`, `batch=`, `generator=`).
 """
 
