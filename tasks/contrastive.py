@@ -109,16 +109,15 @@ def load_walks(c, z_dim: int) -> walks_lib.Walks | None:
 
 
 def build_model(c, num_classes: int) -> encoders.ContrastiveModel:
-    dtype = c.train.dtype
     encoder = encoders.build_encoder(c.model.encoder, image_size=c.data.image_size,
-                                     width=c.model.width, axis_name=AXIS, dtype=dtype)
+                                     width=c.model.width, axis_name=AXIS, dtype=c.train.dtype)
+    compute = encoders.DTYPES[c.train.dtype]
     head = encoders.ProjectionHead(c.model.proj_hidden, c.model.proj_dim, c.model.proj_layers,
-                                   axis_name=AXIS, dtype=encoders.DTYPES[dtype])
+                                   axis_name=AXIS, dtype=compute)
     latent_tower = None
     if c.loss.name == "clip_latent":  # an MLP of the same output size as the image tower's head
         latent_tower = encoders.ProjectionHead(c.model.proj_hidden, c.model.proj_dim,
-                                               c.model.latent_layers, axis_name=AXIS,
-                                               dtype=encoders.DTYPES[dtype])
+                                               c.model.latent_layers, axis_name=AXIS, dtype=compute)
     return encoders.ContrastiveModel(encoder, head, num_classes if c.model.online_head else 0,
                                      latent_tower, c.loss.clip_init_temperature)
 

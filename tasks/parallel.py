@@ -100,8 +100,8 @@ class Runner:
         return self._step(state, batch)
 
     def compile(self, state: Any, batch: dict[str, jax.Array]):
-        """The step compiled for these shapes (its cost_analysis() counts its FLOPs); a later
-        call with the same shapes reuses it."""
+        """The step compiled ahead of time for these shapes: call it as the runner is called;
+        its cost_analysis() counts the step's FLOPs. (Calling the runner compiles again.)"""
         return self._step.lower(state, batch).compile()
 
     def metrics(self, metrics: dict) -> dict[str, float]:
