@@ -54,6 +54,9 @@ def base() -> ml_collections.ConfigDict:
     c.data.image_size = 32  # side of the images the encoder sees
     c.data.load_size = 0  # side real images are resized and centre-cropped to on the host; 0 = image_size
     c.data.max_examples = 0  # >0: use only the first examples of the split (smoke runs)
+    # Grain worker processes that read and decode real batches (data/pipeline.py); 0: threads
+    # of the training process; -1: 0 on a CPU backend, else half the host's cores up to 16
+    c.data.workers = -1
     # a directory written by python -m evaluators.prune (data/subset.py): train on its rows of
     # a real split or an export only (indices.npy), with the labels they were selected under
     c.data.subset = ""

@@ -20,6 +20,7 @@ OUT that replaces OUT only once complete.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
 import json
 import os
@@ -202,20 +203,55 @@ def export(generator_dir: str, out: str, e: ExportSpec) -> dict:
     return meta
 
 
-def read(directory: str, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
-    """Rows [start, stop) of an export, each feature stacked: anchor, views, anchor_z, views_z, label."""
+@functools.lru_cache(maxsize=16)
+def source(directory: str):
+    """The random-access `tfds` source of an export's records (one per process; Grain workers
+    open their own)."""
     builder = tfds_dirs.open_builder(directory)
-    try:  # a truncated or garbled record file fails deep in array_record: say which export
-        source = builder.as_data_source(split="train")
-        stop = len(source) if stop is None else min(stop, len(source))
-        chunks = []
-        for begin in range(start, stop, _READ_CHUNK):
-            items = source.__getitems__(range(begin, min(stop, begin + _READ_CHUNK)))
-            chunks.append({k: np.stack([item[k] for item in items]) for k in items[0]})
+    try:
+        return builder.as_data_source(split="train")
     except Exception as e:  # noqa: BLE001 - any failure of the record reader means a damaged file
-        raise UserError(f"export {directory} cannot be read ({describe(e)}): it is damaged; "
-                        "export it again into a new directory") from None
+        raise _damaged(directory, e) from None
+
+
+def _damaged(directory: str, e: Exception) -> UserError:
+    return UserError(f"export {directory} cannot be read ({describe(e)}): it is damaged; "
+                     "export it again into a new directory")
+
+
+def rows(directory: str, indices) -> dict[str, np.ndarray]:
+    """Rows `indices` of an export, each feature stacked: anchor, views, anchor_z, views_z, label."""
+    try:  # a truncated or garbled record file fails deep in array_record: say which export
+        items = source(directory).__getitems__([int(i) for i in indices])
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise _damaged(directory, e) from None
+    return {k: np.stack([item[k] for item in items]) for k in items[0]}
+
+
+def read(directory: str, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+    """Rows [start, stop) of an export (`rows`), read in chunks."""
+    n = len(source(directory))
+    stop = n if stop is None else min(stop, n)
+    chunks = [rows(directory, range(begin, min(stop, begin + _READ_CHUNK)))
+              for begin in range(start, stop, _READ_CHUNK)]
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def labels(directory: str) -> np.ndarray:
+    """The class of every anchor (N,), read without decoding an image."""
+    import tensorflow_datasets as tfds
+
+    skip = {k: tfds.decode.SkipDecoding() for k in ("anchor", "views")}
+    try:
+        labels_only = tfds_dirs.open_builder(directory).as_data_source(split="train", decoders=skip)
+        n = len(labels_only)
+        return np.array([item["label"] for start in range(0, n, _READ_CHUNK)
+                         for item in labels_only.__getitems__(range(start, min(n, start + _READ_CHUNK)))],
+                        np.int64)
+    except Exception as e:  # noqa: BLE001
+        raise _damaged(directory, e) from None
 
 
 def require(directory: str) -> dict:
@@ -224,29 +260,6 @@ def require(directory: str) -> dict:
     if meta is None:
         raise UserError(f"{directory} is not an export of python -m data.export ({META_FILE} is missing)")
     return meta
-
-
-def training_rows(directory: str, *, num_views: int, max_examples: int = 0) -> tuple[dict, dict]:
-    """(rows, export.json) of an export for training: rows `views` (its first num_views
-    views of each anchor), `views_z` (their latents) and `label`."""
-    meta = require(directory)
-    if num_views > meta["num_views"]:
-        raise UserError(f"{directory} holds {meta['num_views']} views per anchor; {num_views} asked")
-    rows = read(directory, 0, max_examples or None)
-    return {"views": rows["views"][:, :num_views], "views_z": rows["views_z"][:, :num_views],
-            "label": rows["label"]}, meta
-
-
-def anchors(directory: str, split: str, *, max_examples: int = 0) -> tuple[dict, dict]:
-    """(rows, export.json) of an export's anchors: rows `anchor` (images) and `label` (the
-    class the generator was asked for). An export has one split, `train`: any other is
-    refused (it must not stand in for a test split)."""
-    meta = require(directory)
-    if split != "train":
-        raise UserError(f"{directory} is an export of generated views: it has only the split "
-                        f"'train' ({split!r} asked)")
-    rows = read(directory, 0, max_examples or None)
-    return {"anchor": rows["anchor"], "label": rows["label"]}, meta
 
 
 def main(argv) -> None:

@@ -7,11 +7,16 @@ rotation, a colour gradient and noise in the background). Every image is a pure
 function of (split seed, index), drawn in vectorised NumPy with 3×3 supersampling
 for anti-aliased edges, so preparing the dataset twice gives the same bytes.
 
-It is a `tfds.core.GeneratorBasedBuilder` (TFRecord files), so it loads
-through exactly the same code as cifar10 or imagenet2012 (see `data.datasets`).
+It is a `tfds.core.GeneratorBasedBuilder` written in array_record files, so it
+loads through exactly the same code as cifar10 or imagenet2012 (see
+`data.datasets`). Its configs differ only in the size of the train split:
+`genviews_shapes` (50,000) and `genviews_shapes/train500k` (500,000, whose first
+50,000 are the default's), to measure that host memory does not grow with a dataset.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -93,13 +98,15 @@ def render(labels: np.ndarray, rng: np.random.Generator, resolution: int = RESOL
     return np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
 
 
-def generate(split: str, start: int = 0, stop: int | None = None):
-    """Yields (index, image, label) of `split` in order; pure function of the index."""
-    stop = SPLIT_SIZES[split] if stop is None else stop
+def generate(split: str, start: int = 0, stop: int | None = None, size: int | None = None):
+    """Yields (index, image, label) of `split` (of `size` examples; default SPLIT_SIZES) in
+    order; a pure function of the index, whatever the size."""
+    size = SPLIT_SIZES[split] if size is None else size
+    stop = size if stop is None else stop
     for chunk_start in range(start - start % _CHUNK, stop, _CHUNK):
         chunk = chunk_start // _CHUNK
         rng = np.random.default_rng([_SPLIT_SEEDS[split], chunk])
-        n = min(_CHUNK, SPLIT_SIZES[split] - chunk_start)
+        n = min(_CHUNK, size - chunk_start)
         labels = rng.integers(0, len(CLASSES), n)
         images = render(labels, rng)
         for j in range(n):
@@ -108,11 +115,26 @@ def generate(split: str, start: int = 0, stop: int | None = None):
                 yield index, images[j], int(labels[j])
 
 
+@dataclasses.dataclass
+class ShapesConfig(tfds.core.BuilderConfig):
+    """A size of the train split (None: SPLIT_SIZES["train"]; the test split is always
+    SPLIT_SIZES["test"])."""
+
+    train_size: int | None = None
+
+
 class GenviewsShapes(tfds.core.GeneratorBasedBuilder):
     """Procedural 32×32 coloured shapes in ten classes, drawn locally and deterministically."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Ten shape classes, 50k train and 10k test images."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Ten shape classes, 50k train and 10k test images.",
+                     "1.1.0": "The same images, in array_record files (random access for "
+                              "Grain); config train500k."}
+    BUILDER_CONFIGS = [ShapesConfig(name="default", description="50,000 train images"),
+                       ShapesConfig(name="train500k", train_size=500_000,
+                                    description="500,000 train images (the first 50,000 are the "
+                                                "default's)")]
+    DEFAULT_CONFIG_NAME = "default"
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -131,5 +153,17 @@ class GenviewsShapes(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(split) for split in SPLIT_SIZES}
 
     def _generate_examples(self, split):
-        for index, image, label in generate(split):
+        size = (self.builder_config.train_size if split == "train" else None) or SPLIT_SIZES[split]
+        for index, image, label in generate(split, size=size):
             yield index, {"image": image, "label": label}
+
+
+def builder(name: str = "genviews_shapes", data_dir: str | None = None) -> GenviewsShapes:
+    """The builder of `genviews_shapes` or `genviews_shapes/CONFIG`, writing array_record."""
+    config = name.split("/", 1)[1] if "/" in name else "default"
+    names = [c.name for c in GenviewsShapes.BUILDER_CONFIGS]
+    if config not in names:
+        from errors import ConfigError
+
+        raise ConfigError(f"config key data.name: {name!r}: genviews_shapes has the configs {names}")
+    return GenviewsShapes(config=config, data_dir=data_dir, file_format="array_record")

@@ -11,7 +11,6 @@ reads it with the config key data.subset (`apply`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
@@ -43,8 +42,11 @@ def write(out: str, indices: np.ndarray, labels: np.ndarray, summary: dict) -> N
 
 
 def apply(dataset, directory: str):
-    """The rows of `dataset` (a data.datasets.Dataset) selected into `directory`, in the order
-    chosen, with the labels they were selected under. Config key data.subset."""
+    """The rows of `dataset` (a source of data.datasets) selected into `directory`, in the order
+    chosen, with the labels they were selected under, as a data.datasets.Rows. Config key
+    data.subset."""
+    from data import datasets
+
     paths = {k: os.path.join(directory, name) for k, name in (("indices", INDICES), ("labels", LABELS))}
     missing = [p for p in paths.values() if not os.path.isfile(p)]
     if missing:
@@ -52,7 +54,8 @@ def apply(dataset, directory: str):
                           "written by python -m evaluators.prune is expected)")
     indices, labels = np.load(paths["indices"]), np.load(paths["labels"])
     summary_path = os.path.join(directory, SUMMARY)
-    if dataset.latents is not None and os.path.isfile(summary_path):  # an export: the same one?
+    # an export: the same one?
+    if isinstance(dataset, datasets.ExportSource) and os.path.isfile(summary_path):
         with open(summary_path) as f:
             source = json.load(f).get("dataset", "")
         if os.path.isdir(source) and os.path.abspath(source) != dataset.name:
@@ -67,7 +70,4 @@ def apply(dataset, directory: str):
     if indices.ndim != 1 or not len(indices) or indices.min() < 0 or indices.max() >= len(dataset):
         raise ConfigError(f"config key data.subset: {paths['indices']} is not a list of rows "
                           f"of a dataset of {len(dataset)} examples")
-    return dataclasses.replace(
-        dataset, split=f"{dataset.split}/subset", images=dataset.images[indices],
-        labels=labels[indices].astype(np.int32),
-        latents=None if dataset.latents is None else dataset.latents[indices])
+    return datasets.Rows(dataset, indices, labels=labels[indices], split=f"{dataset.split}/subset")

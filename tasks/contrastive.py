@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 import losses
-from data import datasets, export, pixel, subset, views
+from data import datasets, export, pipeline, pixel, subset, views
 from data import walks as walks_lib
 from data.grids import save_grid
 from errors import ConfigError
@@ -145,9 +145,9 @@ class ContrastiveTask:
             self.dataset = datasets.from_export(c.data.source, num_views=c.views.num_views,
                                                 max_examples=c.data.max_examples)
             num_classes = self.dataset.num_classes
-            self.z_dim = self.dataset.latents.shape[-1]
+            self.z_dim = export.require(c.data.source)["z_dim"]
         else:
-            self.dataset = datasets.load(c.data.name, c.data.split,
+            self.dataset = datasets.source(c.data.name, c.data.split,
                                          image_size=c.data.load_size or c.data.image_size,
                                          data_dir=c.data.data_dir, max_examples=c.data.max_examples)
             num_classes = self.dataset.num_classes
@@ -282,9 +282,9 @@ class ContrastiveTask:
     def batches(self, start_step: int, process_index: int = 0, process_count: int = 1):
         c = self.config
         if self.dataset is not None:
-            yield from datasets.batches(self.dataset, c.train.batch_size, seed=c.seed,
+            yield from pipeline.batches(self.dataset, c.train.batch_size, seed=c.seed,
                                         start_step=start_step, process_index=process_index,
-                                        process_count=process_count)
+                                        process_count=process_count, workers=c.data.workers)
             return
         yield from views.index_batches(c.train.batch_size, process_index, process_count)
 
@@ -302,8 +302,9 @@ class ContrastiveTask:
             image, label = rows["views"][:, :c.views.num_views], rows["label"].astype(np.int32)
             first = rows["anchor"]
         elif self.generator is None:
-            image = first = self.dataset.images[:num_instances]
-            label = self.dataset.labels[:num_instances]
+            rows = self.dataset.read(np.arange(num_instances))
+            image = first = rows["image"]
+            label = rows["label"]
 
         @jax.jit
         def grid(image, label, first):

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 import losses
-from data import datasets, views
+from data import datasets, pipeline, views
 from data.grids import save_grid
 from errors import ConfigError
 from evaluators import generator_quality
@@ -70,7 +70,7 @@ class GeneratorTask:
             raise ConfigError(f"config key generator.family: only 'dcgan' and 'resnet' can be "
                               f"pretrained here, got {c.generator.family!r} (convert others with "
                               "models.convert)")
-        self.dataset = datasets.load(c.data.name, c.data.split, image_size=c.generator.resolution,
+        self.dataset = datasets.source(c.data.name, c.data.split, image_size=c.generator.resolution,
                                      data_dir=c.data.data_dir, max_examples=c.data.max_examples)
         num_classes = self.dataset.num_classes if c.generator.num_classes else 0
         self.hparams = {"z_dim": c.generator.z_dim, "num_classes": num_classes,
@@ -207,9 +207,9 @@ class GeneratorTask:
                           opt_state=opt_state), metrics
 
     def batches(self, start_step: int, process_index: int = 0, process_count: int = 1):
-        return datasets.batches(self.dataset, self.config.train.batch_size, seed=self.config.seed,
+        return pipeline.batches(self.dataset, self.config.train.batch_size, seed=self.config.seed,
                                 start_step=start_step, process_index=process_index,
-                                process_count=process_count)
+                                process_count=process_count, workers=self.config.data.workers)
 
     def generator(self, state: TrainState, stats_batches: int = 0) -> gen_lib.Generator:
         """The generator to export: the weight average when there is one, with BatchNorm

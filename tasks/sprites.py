@@ -49,7 +49,7 @@ import numpy as np
 import optax
 import scipy.ndimage
 
-from data import datasets, views
+from data import datasets, pipeline, views
 from models import generators as gen_lib
 from models.generators import sprites
 from tasks.generator import class_grid, export
@@ -243,9 +243,9 @@ class SpritesTask:
                                    opt_state=opt_state), metrics
 
     def batches(self, start_step: int, process_index: int = 0, process_count: int = 1):
-        return datasets.batches(self.dataset, self.config.train.batch_size, seed=self.config.seed,
+        return pipeline.batches(self.dataset, self.config.train.batch_size, seed=self.config.seed,
                                 start_step=start_step, process_index=process_index,
-                                process_count=process_count)
+                                process_count=process_count, workers=self.config.data.workers)
 
     def generator(self, state: TrainState, params_g: dict | None = None) -> gen_lib.Generator:
         g = gen_lib.build("sprites", self.hparams)

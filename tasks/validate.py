@@ -88,6 +88,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     check(c.loss.temperature > 0, "loss.temperature", "must be > 0")
     check(c.loss.base_temperature > 0, "loss.base_temperature", "must be > 0")
     check(c.data.image_size > 0, "data.image_size", "must be > 0")
+    check(c.data.workers >= -1, "data.workers", "must be ≥ 0, or -1 (the default: chosen by backend)")
     check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
     if c.task == "sprites":
         check(c.generator.family == "sprites", "generator.family",

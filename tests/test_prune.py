@@ -25,9 +25,10 @@ def encoder_dir(tmp_path_factory, tfds_dir):
 
 
 def _dataset_dir(tfds_dir: str) -> str:
-    """genviews_shapes' prepared directory (NAME/VERSION), read as a TFDS dataset directory."""
-    root = os.path.join(tfds_dir, "genviews_shapes")
-    return os.path.join(root, sorted(os.listdir(root))[-1])
+    """genviews_shapes' prepared directory (NAME/CONFIG/VERSION), read as a TFDS dataset directory."""
+    from data import shapes
+
+    return str(shapes.builder("genviews_shapes", tfds_dir).data_dir)
 
 
 def test_symmetric_noise_flips_exactly_the_rate_to_other_classes():
