@@ -95,11 +95,19 @@ def batches(source, global_batch: int, *, seed: int, start_step: int = 0, proces
                           f"{process_count} processes")
     if not len(source):
         raise ConfigError(f"config key data.name: {source.name} ({source.split}) has no examples")
-    workers = default_workers() if workers < 0 else workers
     steps = grain.MapDataset.range(start_step, _ENDLESS).map(
         LocalBatch(source, global_batch, seed, process_index, process_count))
-    stream = steps.to_iter_dataset(grain.ReadOptions(num_threads=max(1, prefetch),
-                                                     prefetch_buffer_size=max(1, prefetch)))
+    yield from _run(steps, workers, prefetch)
+
+
+def _run(dataset, workers: int, prefetch: int) -> Iterator:
+    """Iterates a Grain MapDataset in order: in `workers` processes (-1: default_workers), or
+    in `prefetch` threads here when 0."""
+    import grain
+
+    workers = default_workers() if workers < 0 else workers
+    stream = dataset.to_iter_dataset(grain.ReadOptions(num_threads=max(1, prefetch),
+                                                       prefetch_buffer_size=max(1, prefetch)))
     if workers:
         _grain_flags_parsed()
         stream = stream.mp_prefetch(grain.MultiprocessingOptions(
@@ -118,3 +126,24 @@ def _grain_flags_parsed() -> None:
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
+
+
+class _Block:
+    """i -> rows [i·B, (i+1)·B) of a source (the last block may be shorter)."""
+
+    def __init__(self, source, batch_size: int):
+        self.source, self.batch_size = source, batch_size
+
+    def __call__(self, i) -> dict[str, np.ndarray]:
+        start = int(i) * self.batch_size
+        return self.source.read(np.arange(start, min(len(self.source), start + self.batch_size)))
+
+
+def in_order(source, batch_size: int, *, workers: int = 0, prefetch: int = 2) -> Iterator[dict]:
+    """Every row of a source once, in order, in batches of `batch_size` (the last may be
+    shorter), read by `workers` Grain processes (as `batches`) while the caller computes:
+    feature extraction streams a split this way."""
+    import grain
+
+    blocks = grain.MapDataset.range(0, -(-len(source) // batch_size)).map(_Block(source, batch_size))
+    yield from _run(blocks, workers, prefetch)

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from configs import common
-from data import datasets, pixel, rundir
+from data import datasets, pipeline, pixel, rundir
 from errors import UserError
 from models import encoders
 
@@ -71,11 +71,23 @@ def _encode(encoder, variables, images01: jax.Array) -> jax.Array:
     return encoder.apply(variables, images01 * 2.0 - 1.0, train=False)
 
 
-def extract(encoder, variables, images: np.ndarray, image_size: int, batch_size: int = 1000,
-            load_size: int = 0) -> np.ndarray:
+def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
+            load_size: int = 0, workers: int = -1) -> np.ndarray:
     """Features (N, d) of uint8 images of any size, resized to `load_size` (0: image_size)
-    and centre-cropped to image_size (`_centre`), in fixed-size batches."""
+    and centre-cropped to image_size (`_centre`).
+
+    `images` is an array, or a source of data.datasets streamed in order by Grain
+    (`pipeline.in_order`, `workers` processes): only the batches in flight are in host
+    memory. Each fixed-size batch (rounded up to the local device count) is split over
+    this process's devices.
+    """
     load_size = load_size or image_size
+    devices = jax.local_devices()
+    batch_size = -(-batch_size // len(devices)) * len(devices)
+    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    if isinstance(images, np.ndarray):
+        images = datasets.Dataset("images", "", images, np.zeros(len(images), np.int32), 0)
 
     @jax.jit
     def apply(batch):
@@ -84,13 +96,13 @@ def extract(encoder, variables, images: np.ndarray, image_size: int, batch_size:
                        jax.vmap(lambda im: _centre(im, image_size, load_size))(x))
 
     out = []
-    n = len(images)
-    for start in range(0, n, batch_size):
-        batch = images[start:start + batch_size]
-        pad = batch_size - len(batch)
+    for batch in pipeline.in_order(images, batch_size, workers=workers):
+        count = len(batch["image"])
+        pad = batch_size - count
+        x = batch["image"]
         if pad:
-            batch = np.concatenate([batch, np.zeros((pad,) + batch.shape[1:], batch.dtype)])
-        out.append(np.asarray(apply(batch))[:batch_size - pad])
+            x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
+        out.append(np.asarray(apply(jax.device_put(x, split)))[:count])
     return np.concatenate(out)
 
 
@@ -120,19 +132,21 @@ class RunEncoder:
     step: int
 
     def dataset(self, name: str, split: str, *, data_dir: str | None = None,
-                max_examples: int = 0) -> datasets.Dataset:
-        """`split` of dataset `name` as this run loads real images (its load size), from the
-        run's TFDS data_dir unless `data_dir` is given."""
+                max_examples: int = 0):
+        """`split` of dataset `name` as a source (data.datasets.source) that reads real images
+        as this run does (its load size), from the run's TFDS data_dir unless `data_dir` is given."""
         c = self.config.data
-        return datasets.load(name, split, image_size=c.load_size or c.image_size,
-                             data_dir=c.data_dir if data_dir is None else data_dir,
-                             max_examples=max_examples)
+        return datasets.source(name, split, image_size=c.load_size or c.image_size,
+                               data_dir=c.data_dir if data_dir is None else data_dir,
+                               max_examples=max_examples)
 
-    def extract(self, images: np.ndarray) -> np.ndarray:
-        """Features (N, d) of uint8 images, at the run's image size and eval batch size."""
+    def extract(self, images) -> np.ndarray:
+        """Features (N, d) of uint8 images (an array or a source), at the run's image size and
+        eval batch size."""
         c = self.config.data
         return extract(self.encoder, self.variables, images, c.image_size,
-                       self.config.eval.batch_size, load_size=c.load_size or c.image_size)
+                       self.config.eval.batch_size, load_size=c.load_size or c.image_size,
+                       workers=c.get("workers", -1))
 
 
 def load(workdir: str, *, allow_unfinished: bool = False, fallback: bool = False) -> RunEncoder:

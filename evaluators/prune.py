@@ -104,7 +104,7 @@ def encoder_features(encoder_dir: str, dataset: str, split: str, *, data_dir: st
     """(features (n, d), the dataset) of `split` of `dataset` under the encoder of a run."""
     run = features.load(encoder_dir)
     data = run.dataset(dataset, split, data_dir=data_dir, max_examples=max_examples)
-    return run.extract(data.images), data
+    return run.extract(data), data
 
 
 def run(encoder: str, dataset: str, budget: float, out: str, *, split: str = "train",

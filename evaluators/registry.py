@@ -39,9 +39,9 @@ class Probe:
     config: Any  # the run's resolved config (ml_collections.ConfigDict)
     encoder: Any
     variables: Any
-    train: Any  # data.datasets.Dataset
+    train: Any  # a source of data.datasets: labels, num_classes, read(rows)
     test: Any
-    train_x: Any  # (N, d) features of train.images
+    train_x: Any  # (N, d) features of train's images
     test_x: Any
 
 
@@ -100,7 +100,7 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
     test = run.dataset(name, test_split or e.test_split, data_dir=data_dir,
                        max_examples=e.max_test if max_test is None else max_test)
     probe = Probe(config=run.config, encoder=run.encoder, variables=run.variables, train=train,
-                  test=test, train_x=run.extract(train.images), test_x=run.extract(test.images))
+                  test=test, train_x=run.extract(train), test_x=run.extract(test))
     result = {"workdir": os.path.abspath(workdir), "step": run.step, "dataset": name,
               "train_split": train.split, "test_split": test.split,
               "num_train": len(train), "num_test": len(test),
@@ -115,7 +115,7 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
         real = run.dataset(real_name, e.train_split, data_dir=data_dir, max_examples=fidelity_samples)
         result["fidelity"] = {
             "generator": os.path.abspath(fidelity_generator), "real_dataset": real_name,
-            **sample_fidelity.evaluate(run.extract, g, real.images, num_samples=fidelity_samples,
+            **sample_fidelity.evaluate(run.extract, g, real, num_samples=fidelity_samples,
                                        sigmas=fidelity_sigmas, k=fidelity_k, seed=config.seed)}
     result["wall_s"] = time.time() - start
     path = result_path(workdir, None if name == own else name)

@@ -68,11 +68,12 @@ def render(generator, latents: np.ndarray, labels: np.ndarray, *, truncation: fl
     return np.concatenate(out)
 
 
-def evaluate(featurize: Featurize, generator, real_images: np.ndarray, *, num_samples: int,
+def evaluate(featurize: Featurize, generator, real_images, *, num_samples: int,
              sigmas: Sequence[float] = (), k: int = 5, seed: int = 0,
              truncation: float = 1.0) -> dict:
     """Fidelity metrics of `num_samples` anchors (and their views at each σ) against real images.
 
+    `real_images`: uint8 images, an array or a source of data.datasets (what `featurize` takes).
     Returns `samples_vs_real` and `views` (σ as a string → `vs_anchors`, `vs_real`),
     each a dict of `fidelity_metrics`, with the sample counts and k.
     """

@@ -32,11 +32,14 @@ def fixed_features(key: jax.Array, batch: jax.Array) -> jax.Array:
     return batch
 
 
-def train(embed: Embed, inputs: np.ndarray, labels: np.ndarray, num_classes: int, *,
+def train(embed: Embed, inputs, labels: np.ndarray, num_classes: int, *,
           epochs: int = 100, lr: float = 0.1, milestones: Sequence[int] = (60, 75, 90),
           decay: float = 0.2, batch_size: int = 256, momentum: float = 0.9,
           seed: int = 0) -> dict:
     """Weights {"w": (d, C), "b": (C,)} of the probe trained on embed(key, inputs[batch]).
+
+    `inputs`: an array (features, or images), or a source of data.datasets (images read
+    batch by batch, for the augmented probe on a split too large for memory).
 
     Each epoch visits the rows in a new random order; the last, partial batch is
     padded and its padding masked out of the loss (static shapes under jit).
@@ -47,7 +50,9 @@ def train(embed: Embed, inputs: np.ndarray, labels: np.ndarray, num_classes: int
         lr, {int(m) * steps_per_epoch: decay for m in milestones if 0 < m < epochs})
     tx = optax.sgd(schedule, momentum=momentum)
     key = jax.random.key(seed)
-    feature_dim = jax.eval_shape(embed, key, jnp.asarray(inputs[:1])).shape[-1]
+    take = (lambda rows: inputs[rows]) if isinstance(inputs, np.ndarray | jax.Array) else (
+        lambda rows: inputs.read(rows)["image"])
+    feature_dim = jax.eval_shape(embed, key, jnp.asarray(take(np.arange(1)))).shape[-1]
     params = {"w": jnp.zeros((feature_dim, num_classes)), "b": jnp.zeros((num_classes,))}
     opt_state = tx.init(params)
 
@@ -70,7 +75,7 @@ def train(embed: Embed, inputs: np.ndarray, labels: np.ndarray, num_classes: int
         mask = (np.arange(len(order)) < n).astype(np.float32)
         for i in range(steps_per_epoch):
             rows = slice(i * batch_size, (i + 1) * batch_size)
-            params, opt_state = step(params, opt_state, inputs[order[rows]], labels[order[rows]],
+            params, opt_state = step(params, opt_state, take(order[rows]), labels[order[rows]],
                                      mask[rows], jax.random.fold_in(key, epoch * steps_per_epoch + i))
     return params
 
@@ -104,7 +109,7 @@ def run(p) -> dict:
     if e.augment:
         embed = features.augmented(p.encoder, p.variables, p.config.data.image_size,
                                    e.crop_scale_min)
-        inputs = p.train.images
+        inputs = p.train  # images read batch by batch
     else:
         embed, inputs = fixed_features, p.train_x
     return evaluate(embed, inputs, p.train.labels, p.test_x, p.test.labels, p.train.num_classes,

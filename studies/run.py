@@ -226,7 +226,7 @@ def _add_fidelity(config, workdir: str, rows: list[dict]) -> None:
             run_config = config.runs[row["run"]]
             sigma = run_config.views.sigma if run_config.views.latent == "gaussian" else 0.0
             result = sample_fidelity.evaluate(
-                encoder.extract, load_generator(run_config), real.images, num_samples=f.samples,
+                encoder.extract, load_generator(run_config), real, num_samples=f.samples,
                 sigmas=[sigma], k=f.k, seed=f.seed, truncation=run_config.generator.truncation)
             views = next(iter(result.pop("views").values()))
             result = {"encoder": os.path.abspath(ref), "sigma": sigma, **result, **views}
