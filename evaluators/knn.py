@@ -1,8 +1,10 @@
 """Weighted k-nearest-neighbour classifier on cosine similarity (InstDisc, solo-learn).
 
 Each test point votes with its k most similar training points, each weighted by
-exp(cos / T); the class with the largest total wins. Computed in tiles of test
-points under jit, so memory stays O(tile · N_train).
+exp(cos / T); the class with the largest total wins. Computed under jit in tiles
+of test points against chunks of training points, keeping a running top k, so
+device memory stays O(tile · (k + chunk)) whatever N_train (ImageNet's 1.28M
+training features stay on the host, 10.5 GB at d = 2048).
 """
 
 from __future__ import annotations
@@ -16,25 +18,45 @@ import numpy as np
 from errors import check
 
 
-@functools.partial(jax.jit, static_argnames=("k", "num_classes"))
-def _predict_tile(query, train, train_labels, k: int, num_classes: int, temperature):
-    sims = query @ train.T
-    top, idx = jax.lax.top_k(sims, k)
-    weights = jnp.exp(top / temperature)
-    votes = jax.nn.one_hot(train_labels[idx], num_classes) * weights[..., None]
+@functools.partial(jax.jit, static_argnames=("k",))
+def _merge(top, top_labels, query, chunk, chunk_labels, valid, k: int):
+    """The k most similar of (the running top k) ∪ (this chunk of training points)."""
+    sims = jnp.where(valid[None, :], query @ chunk.T, -jnp.inf)
+    labels = jnp.broadcast_to(chunk_labels[None, :], sims.shape)
+    top, idx = jax.lax.top_k(jnp.concatenate([top, sims], 1), k)
+    return top, jnp.take_along_axis(jnp.concatenate([top_labels, labels], 1), idx, 1)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes",))
+def _vote(top, top_labels, num_classes: int, temperature):
+    votes = jax.nn.one_hot(top_labels, num_classes) * jnp.exp(top / temperature)[..., None]
     return jnp.argmax(votes.sum(1), -1)
 
 
 def predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int, *,
-            k: int = 200, temperature: float = 0.07, tile: int = 1024) -> np.ndarray:
+            k: int = 200, temperature: float = 0.07, tile: int = 1024,
+            chunk: int = 65536) -> np.ndarray:
     """Predicted classes of test_x (the features need not be normalised)."""
     normalize = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # noqa: E731
-    train = jnp.asarray(normalize(np.asarray(train_x, np.float32)))
+    n = len(train_x)
+    chunk = min(chunk, n)
+    k = min(k, n)
     test = normalize(np.asarray(test_x, np.float32))
-    labels = jnp.asarray(train_y, jnp.int32)
-    k = min(k, train.shape[0])
-    out = [np.asarray(_predict_tile(jnp.asarray(test[i:i + tile]), train, labels, k, num_classes,
-                                    temperature)) for i in range(0, len(test), tile)]
+    chunks = []  # every chunk the same shape (the last padded and masked): one compilation
+    for start in range(0, n, chunk):
+        x = normalize(np.asarray(train_x[start:start + chunk], np.float32))
+        y = np.asarray(train_y[start:start + chunk], np.int32)
+        pad = chunk - len(x)
+        chunks.append((np.pad(x, ((0, pad), (0, 0))), np.pad(y, (0, pad)), np.arange(chunk) < len(x)))
+    resident = jax.device_put(chunks[0]) if len(chunks) == 1 else None  # small N: keep it there
+    out = []
+    for i in range(0, len(test), tile):
+        query = jnp.asarray(test[i:i + tile])
+        top = jnp.full((len(query), k), -jnp.inf)
+        top_labels = jnp.zeros((len(query), k), jnp.int32)
+        for part in ([resident] if resident is not None else chunks):
+            top, top_labels = _merge(top, top_labels, query, *part, k=k)
+        out.append(np.asarray(_vote(top, top_labels, num_classes, temperature)))
     return np.concatenate(out)
 
 

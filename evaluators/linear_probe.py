@@ -3,9 +3,16 @@
 The L2 strength is chosen on a validation split carved from the training
 features, never on test; the probe is then refit on all training features with
 that strength and tested once. The fit is full-batch L-BFGS (optax) under jit,
-vmapped over the whole grid of strengths at once, run to a gradient tolerance
-(`TOL`) rather than for a fixed number of steps: it agrees with scikit-learn's
-LogisticRegression on the same features (tests/test_eval.py).
+run to a gradient tolerance (`TOL`) rather than for a fixed number of steps: it
+agrees with scikit-learn's LogisticRegression on the same features
+(tests/test_probe_reference.py).
+
+Memory, at ImageNet-1k shapes too: the feature rows are split over this process's
+devices (padded rows weigh nothing), and the whole grid of strengths is fit at
+once (vmapped) only while its estimated footprint per device, N/D·(d + 3·C·G)·4
+bytes, fits `eval.linear_probe.max_gb`; otherwise the strengths are fit one after
+another (lax.map), in N/D·(d + 3·C)·4. ImageNet-1k (N = 1.28M, d = 2048,
+C = 1000) on 8 devices: 2.2 GB per device, one strength at a time.
 """
 
 from __future__ import annotations
@@ -27,27 +34,53 @@ from evaluators import features
 TOL = 1e-5
 
 
+MAX_GB = 16.0  # default of eval.linear_probe.max_gb
+
+
+def footprint_gb(n: int, d: int, num_classes: int, strengths: int, devices: int) -> float:
+    """Estimated device memory (GB) of fitting `strengths` L2 values at once on n rows of d
+    features split over `devices`: the rows, and three (n, C) arrays per strength."""
+    return -(-n // devices) * (d + 3 * num_classes * strengths) * 4 / 1e9
+
+
 def fit(features: jax.Array, labels: jax.Array, num_classes: int, l2: jax.Array,
-        steps: int = 1000, tol: float = TOL) -> tuple[jax.Array, jax.Array]:
+        steps: int = 1000, tol: float = TOL, max_gb: float = MAX_GB) -> tuple[jax.Array, jax.Array]:
     """Weights (d, C) and bias (C,) minimising mean cross-entropy + l2/2·|W|², for each l2.
 
     `l2` is a vector; the leading axis of the results runs over it. Each fit runs
-    L-BFGS until max |gradient| ≤ `tol`, or for at most `steps` iterations.
+    L-BFGS until max |gradient| ≤ `tol`, or for at most `steps` iterations. The rows
+    are split over the local devices; the strengths are fit at once while that fits
+    `max_gb` per device (module doc).
     """
-    return _fit(jnp.asarray(features, jnp.float32), jnp.asarray(labels, jnp.int32),
-                jnp.asarray(l2, jnp.float32), num_classes, steps, tol)
+    x, y = np.asarray(features, np.float32), np.asarray(labels, np.int32)
+    l2 = jnp.asarray(l2, jnp.float32)
+    devices = jax.local_devices()
+    at_once = footprint_gb(len(x), x.shape[1], num_classes, len(l2), len(devices)) <= max_gb
+    weights = None
+    pad = -len(x) % len(devices)
+    if pad:  # equal shares per device; the padding rows weigh nothing in the mean
+        weights = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
+        x, y = np.pad(x, ((0, pad), (0, 0))), np.pad(y, (0, pad))
+    if len(devices) > 1:
+        mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+        rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        x, y = jax.device_put(x, rows), jax.device_put(y, rows)
+        weights = None if weights is None else jax.device_put(weights, rows)
+    return _fit(x, y, weights, l2, num_classes, steps, tol, at_once)
 
 
 # The data are arguments, not closed-over values: XLA would otherwise embed them as
 # constants, recompile for every call and spend seconds constant-folding them.
-@functools.partial(jax.jit, static_argnames=("num_classes", "steps", "tol"))
-def _fit(x: jax.Array, y: jax.Array, l2: jax.Array, num_classes: int, steps: int, tol: float):
+@functools.partial(jax.jit, static_argnames=("num_classes", "steps", "tol", "at_once"))
+def _fit(x: jax.Array, y: jax.Array, weights: jax.Array | None, l2: jax.Array, num_classes: int,
+         steps: int, tol: float, at_once: bool):
     d = x.shape[1]
 
     def solve(lam):
         def objective(params):
             logits = x @ params["w"] + params["b"]
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+            ce = ce.mean() if weights is None else jnp.sum(ce * weights) / jnp.sum(weights)
             return ce + 0.5 * lam * jnp.sum(params["w"] ** 2)
 
         opt = optax.lbfgs()
@@ -73,7 +106,7 @@ def _fit(x: jax.Array, y: jax.Array, l2: jax.Array, num_classes: int, steps: int
         params, _, _, _ = jax.lax.while_loop(running, body, carry)
         return params["w"], params["b"]
 
-    return jax.vmap(solve)(l2)
+    return jax.vmap(solve)(l2) if at_once else jax.lax.map(solve, l2)
 
 
 def accuracy(w: jax.Array, b: jax.Array, features: np.ndarray, labels: np.ndarray) -> float:
@@ -89,7 +122,8 @@ def split_rows(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.n
 
 
 def choose_l2(train_x: np.ndarray, train_y: np.ndarray, num_classes: int, l2_grid: Sequence[float],
-              *, val_fraction: float = 0.1, steps: int = 1000, seed: int = 0) -> tuple[float, dict]:
+              *, val_fraction: float = 0.1, steps: int = 1000, seed: int = 0,
+              max_gb: float = MAX_GB) -> tuple[float, dict]:
     """The L2 strength of best validation top-1, and every strength's validation top-1 (%).
 
     Sees only training rows: a validation part is carved from them, the probe is
@@ -97,7 +131,7 @@ def choose_l2(train_x: np.ndarray, train_y: np.ndarray, num_classes: int, l2_gri
     """
     fit_rows, val = split_rows(len(train_y), val_fraction, seed)
     xf, xv = features.standardize(train_x[fit_rows], train_x[val])
-    w, b = fit(xf, train_y[fit_rows], num_classes, np.asarray(l2_grid), steps)
+    w, b = fit(xf, train_y[fit_rows], num_classes, np.asarray(l2_grid), steps, max_gb=max_gb)
     val_acc = [100 * accuracy(w[i], b[i], xv, train_y[val]) for i in range(len(l2_grid))]
     best = int(np.argmax(val_acc))
     return float(l2_grid[best]), {str(lam): a for lam, a in zip(l2_grid, val_acc, strict=True)}
@@ -105,16 +139,16 @@ def choose_l2(train_x: np.ndarray, train_y: np.ndarray, num_classes: int, l2_gri
 
 def evaluate(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
              num_classes: int, l2_grid: Sequence[float], *, val_fraction: float = 0.1,
-             steps: int = 1000, seed: int = 0) -> dict:
+             steps: int = 1000, seed: int = 0, max_gb: float = MAX_GB) -> dict:
     """Chooses L2 on a validation part of train, refits on all of train, tests once.
 
     Returns top-1 accuracies in percent: `top1` (test, once), `val_top1` per strength,
     and the chosen `l2`.
     """
     l2, val_top1 = choose_l2(train_x, train_y, num_classes, l2_grid, val_fraction=val_fraction,
-                             steps=steps, seed=seed)
+                             steps=steps, seed=seed, max_gb=max_gb)
     x_all, x_test = features.standardize(train_x, test_x)
-    w, b = fit(x_all, train_y, num_classes, np.asarray([l2]), steps)
+    w, b = fit(x_all, train_y, num_classes, np.asarray([l2]), steps, max_gb=max_gb)
     return {"top1": 100 * accuracy(w[0], b[0], x_test, test_y), "l2": l2, "val_top1": val_top1,
             "protocol": "logistic regression (L-BFGS), L2 chosen on a validation split of train"}
 
@@ -123,10 +157,12 @@ def validate(section) -> None:
     """Config section eval.linear_probe."""
     check(0 < section.val_fraction < 1, "eval.linear_probe.val_fraction", "must be in (0, 1)")
     check(all(v > 0 for v in section.l2_grid), "eval.linear_probe.l2_grid", "strengths must be > 0")
+    check(section.get("max_gb", MAX_GB) > 0, "eval.linear_probe.max_gb", "must be > 0")
 
 
 def run(p) -> dict:
     """The evaluator `linear_probe` on a registry.Probe, with config section eval.linear_probe."""
     e = p.config.eval.linear_probe
     return evaluate(p.train_x, p.train.labels, p.test_x, p.test.labels, p.train.num_classes,
-                    list(e.l2_grid), val_fraction=e.val_fraction, steps=e.steps, seed=p.config.seed)
+                    list(e.l2_grid), val_fraction=e.val_fraction, steps=e.steps, seed=p.config.seed,
+                    max_gb=e.get("max_gb", MAX_GB))  # runs older than the key lack it

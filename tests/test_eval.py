@@ -91,6 +91,11 @@ def test_knn_matches_a_brute_force_loop():
         expected.append(int(np.argmax(votes)))
     pred = knn.predict(train_x, train_y, test_x, 3, k=k, temperature=t, tile=8)
     np.testing.assert_array_equal(pred, expected)
+    # Training points in chunks (the last one padded), as for ImageNet: the same neighbours.
+    for chunk in (16, 5, 60):
+        np.testing.assert_array_equal(
+            knn.predict(train_x, train_y, test_x, 3, k=k, temperature=t, tile=8, chunk=chunk),
+            expected)
 
 
 def test_sgd_probe_learns_a_planted_separation_with_step_decay():
