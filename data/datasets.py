@@ -95,15 +95,28 @@ class TfdsSource:
 
     @functools.cached_property
     def labels(self) -> np.ndarray:
-        """All labels of the split (N,) int32, read once, without decoding an image."""
+        """All labels of the split (N,) int32, without decoding an image. Reading them reads
+        every record (ImageNet's train split: ~140 GB), so they are kept beside the prepared
+        dataset in genviews-labels-SPLIT.npy once read, where the directory is writable."""
+        cache = os.path.join(self.directory, f"genviews-labels-{self.split}.npy".replace("/", "_"))
+        if os.path.isfile(cache):
+            labels = np.load(cache)
+            if len(labels) == len(self):
+                return labels
         import tensorflow_datasets as tfds
 
         labels_only = _data_source(self.directory, self.split,
                                    decoders={"image": tfds.decode.SkipDecoding()})
-        return np.concatenate([
+        labels = np.concatenate([
             np.array([item["label"] for item in labels_only.__getitems__(
                 range(start, min(len(self), start + _READ_CHUNK)))], np.int32)
             for start in range(0, len(self), _READ_CHUNK)]) if len(self) else np.zeros(0, np.int32)
+        try:  # written whole, then renamed: a reader never sees half of it
+            np.save(cache + f".{os.getpid()}.npy", labels)
+            os.replace(cache + f".{os.getpid()}.npy", cache)
+        except OSError:
+            pass  # a read-only dataset directory: read them again next time
+        return labels
 
 
 def _data_source(directory: str, split: str, decoders=None):
@@ -240,7 +253,8 @@ def _builder(name: str, data_dir: str | None):
     # Several processes (hosts, test workers) may find it unprepared: one prepares, the
     # others wait and find it prepared.
     os.makedirs(builder.data_dir_root, exist_ok=True)
-    with FileLock(os.path.join(builder.data_dir_root, f".{name.replace('/', '_')}.lock")):
+    # Named by the TFDS dataset: imagenet100 and imagenet2012 prepare the same directory.
+    with FileLock(os.path.join(builder.data_dir_root, f".{tfds_name.replace('/', '_')}.lock")):
         if not builder.is_prepared():
             _prepare(builder, name, tfds_name)
     return builder
@@ -282,7 +296,7 @@ def _imagenet100(base: TfdsSource, label_names: list[str]) -> Rows:
     """The rows of imagenet2012 whose class is one of the 100, relabelled 0..99 in sorted order."""
     index = {wnid: i for i, wnid in enumerate(imagenet100_classes())}
     lookup = np.array([index.get(wnid, -1) for wnid in label_names], np.int64)
-    new = lookup[base.labels]
+    new = np.where(base.labels >= 0, lookup[np.maximum(base.labels, 0)], -1)  # -1: unlabelled
     keep = np.flatnonzero(new >= 0)
     return Rows(base, keep, labels=new[keep], num_classes=len(index))
 
