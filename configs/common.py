@@ -89,6 +89,9 @@ def base() -> ml_collections.ConfigDict:
     c.views.num_anchors = 0
     c.views.walks = ""  # latent=steer: a steering run's workdir (configs/steering.py) | random (smoke)
     c.views.crop_scale_min = 0.2  # RandomResizedCrop scale lower bound (upper is 1)
+    # where real images are cropped: loaded (on the device, from the image at data.load_size) |
+    # original (on the host, from the decoded image at its own size, as SimCLR on ImageNet)
+    c.views.crop_from = "loaded"
     c.views.flip = True  # random horizontal flip
     c.views.jitter_strength = 0.4  # ColorJitter brightness/contrast/saturation (hue = strength / 4)
     c.views.jitter_prob = 0.8  # probability of colour jitter

@@ -89,9 +89,11 @@ class TfdsSource:
 
     def read(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         items = self._open().__getitems__([int(r) for r in rows])
+        labels = np.array([item["label"] for item in items], np.int32)
+        if not self.image_size:  # as decoded, each at its own size (views.crop_from=original)
+            return {"image": [_rgb(np.asarray(item["image"])) for item in items], "label": labels}
         images = [resize_and_crop(np.asarray(item["image"]), self.image_size) for item in items]
-        return {"image": np.stack(images),
-                "label": np.array([item["label"] for item in items], np.int32)}
+        return {"image": np.stack(images), "label": labels}
 
     @functools.cached_property
     def labels(self) -> np.ndarray:
@@ -273,13 +275,17 @@ def _prepare(builder, name: str, tfds_name: str) -> None:
             f"failed: {describe(e)}") from e
 
 
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """HWC with 3 channels, from HW or HW1 grayscale."""
+    if image.ndim == 2:
+        image = image[..., None]
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image
+
+
 def resize_and_crop(image: np.ndarray, image_size: int) -> np.ndarray:
     """uint8 HWC (or HW1) image -> (image_size, image_size, 3): the shorter side resized to
     image_size (bilinear, antialiased), then the central square; RGB from grayscale."""
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
+    image = _rgb(image)
     h, w = image.shape[:2]
     if h == image_size and w == image_size:
         return image
@@ -306,7 +312,8 @@ def source(name: str, split: str, *, image_size: int, data_dir: str = "", max_ex
     `len`, `read(rows)` -> {"image", "label"}, `labels`, `num_classes`, `name`, `split`.
 
     `split` is any TFDS split string ("train", "test", "train[:90%]", ...);
-    `max_examples` > 0 keeps only the first examples (smoke runs, quick probes).
+    `max_examples` > 0 keeps only the first examples (smoke runs, quick probes);
+    `image_size` 0 reads a TFDS dataset's images as decoded, a list of HWC arrays.
     """
     if name == SYNTHETIC:
         return SyntheticSource(split, image_size, max_examples)

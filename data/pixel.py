@@ -15,8 +15,10 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PIXEL_KINDS = ("simclr", "none")
+CROP_FROM = ("loaded", "original")  # views.crop_from: where SimCLR's random resized crop is taken
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +27,7 @@ class PixelConfig:
 
     crop_scale: tuple[float, float] = (0.2, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    crop: bool = True  # False: the crop was taken on the host from the original (HostCrop)
     flip: bool = True
     brightness: float = 0.4
     contrast: float = 0.4
@@ -41,6 +44,17 @@ def _gray(image: jax.Array) -> jax.Array:
 
 
 CROP_ATTEMPTS = 10  # torchvision's number of tries before its centre-crop fallback
+
+
+def _fallback_size(h: int, w: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """(crop_h, crop_w) of torchvision's centre-crop fallback: the whole image, narrowed to
+    the nearest aspect in `ratio`."""
+    in_ratio = w / h
+    if in_ratio < min(ratio):
+        return round(w / min(ratio)), w
+    if in_ratio > max(ratio):
+        return h, round(h * max(ratio))
+    return h, w
 
 
 def crop_box(key: jax.Array, h: int, w: int, scale: tuple[float, float],
@@ -62,14 +76,7 @@ def crop_box(key: jax.Array, h: int, w: int, scale: tuple[float, float],
     crop_h = jnp.round(jnp.sqrt(area / aspect))
     fits = (crop_w > 0) & (crop_w <= w) & (crop_h > 0) & (crop_h <= h)
     first = jnp.argmax(fits)
-    # Centre-crop fallback: the whole image, narrowed to the nearest aspect in `ratio`.
-    in_ratio = w / h
-    if in_ratio < min(ratio):
-        fb_w, fb_h = w, round(w / min(ratio))
-    elif in_ratio > max(ratio):
-        fb_w, fb_h = round(h * max(ratio)), h
-    else:
-        fb_w, fb_h = w, h
+    fb_h, fb_w = _fallback_size(h, w, ratio)
     found = fits.any()
     crop_h = jnp.where(found, crop_h[first], fb_h)
     crop_w = jnp.where(found, crop_w[first], fb_w)
@@ -170,7 +177,10 @@ def gaussian_blur(key: jax.Array, image: jax.Array, sigma_range: tuple[float, fl
 def augment(key: jax.Array, image: jax.Array, out_size: int, cfg: PixelConfig) -> jax.Array:
     """One SimCLR view of one HWC image in [0, 1]; the result is in [0, 1]."""
     k_crop, k_flip, k_jit, k_jit_p, k_gray, k_blur, k_blur_p = jax.random.split(key, 7)
-    x = random_resized_crop(k_crop, image, out_size, cfg.crop_scale, cfg.crop_ratio)
+    if cfg.crop:
+        x = random_resized_crop(k_crop, image, out_size, cfg.crop_scale, cfg.crop_ratio)
+    else:
+        x = centre_crop(image, out_size)
     x = jnp.clip(x, 0, 1)
     if cfg.flip:
         x = jnp.where(jax.random.bernoulli(k_flip), x[:, ::-1], x)
@@ -192,3 +202,52 @@ def view(key: jax.Array, image: jax.Array, kind: str, out_size: int, cfg: PixelC
     if kind == "none":
         return centre_crop(image, out_size)
     raise ValueError(f"unknown views.pixel={kind!r}; choose from {PIXEL_KINDS}")
+
+
+def host_crop_box(rng, h: int, w: int, scale: tuple[float, float],
+                  ratio: tuple[float, float]) -> tuple[int, int, int, int]:
+    """(top, left, crop_h, crop_w) drawn as `crop_box` draws it (torchvision's get_params),
+    with a NumPy generator: for crops taken on the host."""
+    area = rng.uniform(scale[0], scale[1], CROP_ATTEMPTS) * h * w
+    aspect = np.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1]), CROP_ATTEMPTS))
+    crop_w, crop_h = np.round(np.sqrt(area * aspect)), np.round(np.sqrt(area / aspect))
+    fits = (crop_w > 0) & (crop_w <= w) & (crop_h > 0) & (crop_h <= h)
+    u_y, u_x = rng.uniform(size=2)
+    if fits.any():
+        first = int(np.argmax(fits))
+        ch, cw = int(crop_h[first]), int(crop_w[first])
+        return int(u_y * (h - ch + 1)), int(u_x * (w - cw + 1)), ch, cw
+    ch, cw = _fallback_size(h, w, ratio)
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+class HostCrop:
+    """views.crop_from=original: SimCLR's random resized crop of each decoded image at its own
+    size, on the host (a Grain worker), as SimCLR's and GenRep's ImageNet input pipelines
+    take it; each of the `num_views` boxes is resized to `out_size` (bilinear, antialiased).
+    The boxes are keyed by (seed, the example's global position, view): the same for any
+    number of devices or processes. The device then applies the rest of the transform."""
+
+    def __init__(self, num_views: int, out_size: int, scale: tuple[float, float],
+                 ratio: tuple[float, float], seed: int):
+        self.num_views, self.out_size = num_views, out_size
+        self.scale, self.ratio, self.seed = tuple(scale), tuple(ratio), seed
+
+    def views(self, image: np.ndarray, position: int) -> np.ndarray:
+        """(num_views, out_size, out_size, 3) uint8 crops of one HWC uint8 image."""
+        from PIL import Image
+
+        h, w = image.shape[:2]
+        out = []
+        for v in range(self.num_views):
+            rng = np.random.default_rng([self.seed, int(position), v])
+            top, left, ch, cw = host_crop_box(rng, h, w, self.scale, self.ratio)
+            box = np.ascontiguousarray(image[top:top + ch, left:left + cw])  # crop, then resize:
+            out.append(np.asarray(Image.fromarray(box).resize(  # torchvision's resized_crop
+                (self.out_size, self.out_size), Image.BILINEAR)))
+        return np.stack(out)
+
+    def __call__(self, batch: dict, positions: np.ndarray) -> dict:
+        batch["image"] = np.stack([self.views(im, p) for im, p in zip(batch["image"], positions,
+                                                                       strict=True)])
+        return batch

@@ -74,6 +74,7 @@ def make_optimizer(c) -> optax.GradientTransformation:
 def pixel_config(c) -> pixel.PixelConfig:
     s = c.views.jitter_strength
     return pixel.PixelConfig(crop_scale=(c.views.crop_scale_min, 1.0), flip=c.views.flip,
+                             crop=c.views.get("crop_from", "loaded") == "loaded",
                              brightness=s, contrast=s, saturation=s, hue=s / 4,
                              jitter_prob=c.views.jitter_prob, gray_prob=c.views.gray_prob,
                              blur_prob=c.views.blur_prob)
@@ -129,6 +130,11 @@ class ContrastiveTask:
         self.walks = None
         self.dataset = None
         self.exported = c.data.source not in SOURCES
+        self.host_crop = None  # views.crop_from=original: crops of each decoded image, on the host
+        if c.views.get("crop_from", "loaded") == "original":
+            self.host_crop = pixel.HostCrop(c.views.num_views, c.data.image_size,
+                                            (c.views.crop_scale_min, 1.0), pixel.PixelConfig.crop_ratio,
+                                            c.seed)
         if c.data.source == "generator":
             self.generator = load_generator(c)
             self.walks = load_walks(c, self.generator.z_dim)
@@ -148,7 +154,8 @@ class ContrastiveTask:
             self.z_dim = export.require(c.data.source)["z_dim"]
         else:
             self.dataset = datasets.source(c.data.name, c.data.split,
-                                         image_size=c.data.load_size or c.data.image_size,
+                                           image_size=0 if self.host_crop else (
+                                               c.data.load_size or c.data.image_size),
                                          data_dir=c.data.data_dir, max_examples=c.data.max_examples)
             num_classes = self.dataset.num_classes
         if c.data.subset:
@@ -218,8 +225,9 @@ class ContrastiveTask:
             label = inst["label"]
             if c.views.num_anchors:  # two draws of one pool instance are positives, not negatives
                 index = self.pool_index(keys)
-        elif self.exported:
-            images = image.astype(jnp.float32) / 255.0  # (b, V, S, S, 3): the exported views
+        elif self.exported or self.host_crop is not None:
+            # (b, V, S, S, 3): the exported views, or the crops taken on the host
+            images = image.astype(jnp.float32) / 255.0
         else:
             images = image.astype(jnp.float32) / 255.0
             images = jnp.broadcast_to(images[:, None], (images.shape[0], v) + images.shape[1:])
@@ -284,7 +292,8 @@ class ContrastiveTask:
         if self.dataset is not None:
             yield from pipeline.batches(self.dataset, c.train.batch_size, seed=c.seed,
                                         start_step=start_step, process_index=process_index,
-                                        process_count=process_count, workers=c.data.workers)
+                                        process_count=process_count, workers=c.data.workers,
+                                        transform=self.host_crop)
             return
         yield from views.index_batches(c.train.batch_size, process_index, process_count)
 
@@ -305,6 +314,9 @@ class ContrastiveTask:
             rows = self.dataset.read(np.arange(num_instances))
             image = first = rows["image"]
             label = rows["label"]
+            if self.host_crop is not None:  # the originals' centre squares, and their crops
+                first = np.stack([datasets.resize_and_crop(im, c.data.image_size) for im in image])
+                image = self.host_crop(dict(rows), np.arange(num_instances))["image"]
 
         @jax.jit
         def grid(image, label, first):

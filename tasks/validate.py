@@ -15,7 +15,7 @@ import ml_collections
 import tasks
 from data import export, subset
 from data.edits import WALK_DIMS
-from data.pixel import PIXEL_KINDS
+from data.pixel import CROP_FROM, PIXEL_KINDS
 from data.views import CONDITIONAL_KINDS, LATENT_KINDS
 from errors import check
 from models import generators
@@ -89,6 +89,10 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     check(c.loss.base_temperature > 0, "loss.base_temperature", "must be > 0")
     check(c.data.image_size > 0, "data.image_size", "must be > 0")
     check(c.data.workers >= -1, "data.workers", "must be ≥ 0, or -1 (the default: chosen by backend)")
+    check(c.views.crop_from in CROP_FROM, "views.crop_from", f"must be one of {CROP_FROM}")
+    check(c.views.crop_from == "loaded" or (c.data.source == "real" and c.views.pixel == "simclr"),
+          "views.crop_from", "original crops real images: it needs data.source=real and "
+          "views.pixel=simclr")
     check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
     if c.task == "sprites":
         check(c.generator.family == "sprites", "generator.family",

@@ -71,3 +71,37 @@ def test_clipping_boxes_would_be_detected():
     r = random.Random(1)
     ref = np.asarray([torchvision_box(r, 32, 32) for _ in range(N)], np.float64)
     assert stats.ks_2samp(clipped, ref[:, 2] * ref[:, 3] / 1024).pvalue < 1e-3
+
+
+@pytest.mark.parametrize("h,w", [(120, 80), (60, 300)])
+def test_host_boxes_follow_torchvision(h, w):
+    """views.crop_from=original draws its boxes on the host with NumPy: the same distribution,
+    on originals of any shape (60×300 often takes torchvision's centre-crop fallback)."""
+    ours = np.asarray([pixel.host_crop_box(np.random.default_rng([7, i]), h, w, SCALE, RATIO)
+                       for i in range(N)], np.float64)
+    rng = random.Random(0)
+    ref = np.asarray([torchvision_box(rng, h, w) for _ in range(N)], np.float64)
+    for name, a, b in [("area", ours[:, 2] * ours[:, 3] / (h * w), ref[:, 2] * ref[:, 3] / (h * w)),
+                       ("aspect", ours[:, 3] / ours[:, 2], ref[:, 3] / ref[:, 2]),
+                       ("top", ours[:, 0] / h, ref[:, 0] / h), ("left", ours[:, 1] / w, ref[:, 1] / w)]:
+        assert stats.ks_2samp(a, b).pvalue > 1e-3, name
+    top, left, ch, cw = ours.T
+    assert (top >= 0).all() and (left >= 0).all() and (top + ch <= h).all() and (left + cw <= w).all()
+
+
+def test_host_crops_are_the_box_resized_and_keyed_by_position():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)
+    crop = pixel.HostCrop(num_views=3, out_size=16, scale=SCALE, ratio=RATIO, seed=5)
+    views = crop.views(image, position=41)
+    assert views.shape == (3, 16, 16, 3) and views.dtype == np.uint8
+    for v in range(3):
+        top, left, ch, cw = pixel.host_crop_box(np.random.default_rng([5, 41, v]), 90, 140,
+                                                SCALE, RATIO)
+        box = Image.fromarray(np.ascontiguousarray(image[top:top + ch, left:left + cw]))
+        np.testing.assert_array_equal(views[v], np.asarray(box.resize((16, 16), Image.BILINEAR)))
+    assert not np.array_equal(views[0], views[1])  # each view its own box
+    np.testing.assert_array_equal(crop.views(image, 41), views)  # a function of the position
+    assert not np.array_equal(crop.views(image, 42), views)

@@ -84,3 +84,31 @@ def test_worker_processes_give_the_same_batches_as_threads(tfds_dir):
 def test_a_batch_that_does_not_divide_over_processes_is_a_config_error():
     with pytest.raises(ConfigError, match="train.batch_size"):
         next(pipeline.batches(_memory(10), 5, seed=0, process_count=2))
+
+
+def test_host_crops_split_over_processes_as_the_whole_batch():
+    """views.crop_from=original: each example's crops are keyed by its global position, so a
+    process's share of the crops is that share of the 1-process batch's."""
+    from data import pixel
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (20, 40, 60, 3), dtype=np.uint8)
+    ds = datasets.Dataset("x", "train", images, np.arange(20, dtype=np.int32), 20)
+    crop = pixel.HostCrop(num_views=2, out_size=8, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), seed=1)
+    whole = next(pipeline.batches(ds, 8, seed=0, start_step=2, transform=crop))
+    parts = [next(pipeline.batches(ds, 8, seed=0, start_step=2, process_index=p, process_count=2,
+                                   transform=crop)) for p in range(2)]
+    assert whole["image"].shape == (8, 2, 8, 8, 3)
+    np.testing.assert_array_equal(whole["image"], np.concatenate([p["image"] for p in parts]))
+
+
+def test_crop_from_original_needs_real_images_and_pixel_views():
+    from configs import common
+    from tasks.validate import validate
+
+    for key, value in (("data.source", "generator"), ("views.pixel", "none"), ("views.crop_from", "x")):
+        c = common.base()
+        c.data.source, c.views.crop_from = "real", "original"
+        c[key.split(".")[0]][key.split(".")[1]] = value
+        with pytest.raises(ConfigError, match="views.crop_from"):
+            validate(c)
