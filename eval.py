@@ -8,7 +8,9 @@ default its `data.name`, or any TFDS classification dataset given with
 --dataset: transfer) and runs each evaluator of `eval.evaluators`
 (evaluators/registry.py), each writing its part of DIR/eval.json
 (DIR/eval_NAME.json for a transfer dataset). --compare prints one table of the
-eval.json of several runs (studies/report.py).
+eval.json of several runs (studies/report.py). With --coordinator_address,
+--num_processes and --process_id (as train.py), each process extracts its part of
+the features on its devices, and process 0 writes eval.json.
 
 With --fidelity_generator GEN_DIR it also adds `fidelity`: precision, recall,
 density, coverage and their symmetric versions of the generator's samples against
@@ -32,7 +34,7 @@ from absl import app, flags, logging  # noqa: E402
 from errors import UserError  # noqa: E402
 from evaluators import registry  # noqa: E402
 from studies import report  # noqa: E402
-from tasks.parallel import set_cpu_flags  # noqa: E402
+from tasks.parallel import initialize_distributed, set_cpu_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -58,6 +60,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("fidelity_samples", 5000, "generated and real images of the fidelity metrics")
     flags.DEFINE_list("fidelity_sigmas", [], "σ values of the views diagnostic (comma-separated)")
     flags.DEFINE_integer("fidelity_k", 5, "neighbour that sets a ball's radius in the fidelity metrics")
+    flags.DEFINE_string("coordinator_address", None, "multi-host: HOST:PORT of process 0")
+    flags.DEFINE_integer("num_processes", None, "multi-host: number of processes")
+    flags.DEFINE_integer("process_id", None, "multi-host: this process's id")
+    flags.DEFINE_integer("init_timeout", 300, "multi-host: seconds to wait for every process")
 
 
 def _sigmas(values: list[str]) -> tuple[float, ...]:
@@ -81,6 +87,8 @@ def main(argv) -> None:
             raise UserError(f"unexpected arguments: {argv[1:]} (to compare runs: --compare DIR1 DIR2)")
         if FLAGS.workdir is None:
             raise UserError("--workdir is required")
+        initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                               FLAGS.init_timeout)
         r = registry.evaluate(FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
                               train_split=FLAGS.train_split, test_split=FLAGS.test_split,
                               evaluators=FLAGS.evaluators, max_train=FLAGS.max_train,
@@ -93,6 +101,8 @@ def main(argv) -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
+    if r is None:  # not process 0: process 0 reports
+        return
     numbers = ", ".join(f"{k.removesuffix('_top1')} {v:.2f}%" for k, v in report.headline(r).items()
                         if k.endswith("_top1"))
     print(f"{r['dataset']} ({r['num_train']} train, {r['num_test']} test): {numbers}")

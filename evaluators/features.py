@@ -79,7 +79,9 @@ def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
     `images` is an array, or a source of data.datasets streamed in order by Grain
     (`pipeline.in_order`, `workers` processes): only the batches in flight are in host
     memory. Each fixed-size batch (rounded up to the local device count) is split over
-    this process's devices.
+    this process's devices. With several processes, process p extracts the p-th of P
+    equal parts of the rows and every process receives all of them (an all-gather), so
+    each can run the evaluators; every process must call this with the same images.
     """
     load_size = load_size or image_size
     devices = jax.local_devices()
@@ -88,6 +90,11 @@ def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
     split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     if isinstance(images, np.ndarray):
         images = datasets.Dataset("images", "", images, np.zeros(len(images), np.int32), 0)
+    n, processes = len(images), jax.process_count()
+    if processes > 1:
+        share = -(-n // processes)
+        mine = np.arange(jax.process_index() * share, min(n, (jax.process_index() + 1) * share))
+        images = datasets.Rows(images, mine)
 
     @jax.jit
     def apply(batch):
@@ -103,7 +110,17 @@ def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
         if pad:
             x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
         out.append(np.asarray(apply(jax.device_put(x, split)))[:count])
-    return np.concatenate(out)
+    if processes == 1:
+        return np.concatenate(out)
+    from jax.experimental import multihost_utils
+
+    d = jax.eval_shape(apply, jax.ShapeDtypeStruct((batch_size, load_size, load_size, 3),
+                                                   np.uint8)).shape[-1]
+    local = np.concatenate(out) if out else np.zeros((0, d), np.float32)
+    padded = np.zeros((share, d), np.float32)
+    padded[:len(local)] = local
+    every = np.asarray(multihost_utils.process_allgather(padded))  # (P, share, d)
+    return every.reshape(-1, d)[:n]
 
 
 def augmented(encoder, variables, image_size: int, crop_scale_min: float):

@@ -19,6 +19,8 @@ import os
 import time
 from typing import Any
 
+import jax
+
 from configs.common import RENAMED
 from errors import ConfigError, check
 from evaluators import features, fewshot, knn, linear_probe, sample_fidelity, sgd_probe
@@ -76,8 +78,9 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
              max_test: int | None = None, allow_unfinished: bool = False,
              fallback_checkpoint: bool = False, fidelity_generator: str | None = None,
              fidelity_samples: int = 5000, fidelity_sigmas: tuple[float, ...] = (),
-             fidelity_k: int = 5) -> dict:
-    """Evaluates the encoder in `workdir`; writes and returns eval.json's content.
+             fidelity_k: int = 5) -> dict | None:
+    """Evaluates the encoder in `workdir`; writes and returns eval.json's content (process 0;
+    None on the other processes of a multi-process job).
 
     `dataset` other than the run's own probe dataset is a transfer target; its
     results go to eval_NAME.json. Raises UserError (one line) on a directory that is
@@ -118,6 +121,8 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
             **sample_fidelity.evaluate(run.extract, g, real, num_samples=fidelity_samples,
                                        sigmas=fidelity_sigmas, k=fidelity_k, seed=config.seed)}
     result["wall_s"] = time.time() - start
+    if jax.process_index() != 0:  # every process computed it; process 0 writes it
+        return None
     path = result_path(workdir, None if name == own else name)
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=2)

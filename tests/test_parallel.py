@@ -211,3 +211,31 @@ def test_sharded_loss_on_4_devices_is_the_global_ntxent(tmp_path):
             others = [j for j in rows if j != i]
             local.append(-(sims[i, i ^ 1] - np.log(np.exp(sims[i, others]).sum())))
     assert abs(np.mean(local) - float(got)) > 0.1
+
+
+def test_eval_on_two_processes_matches_one_process(genviews_one_device, tmp_path, tfds_dir):
+    """eval.py over 2 processes × 2 devices: each extracts half the features, all gather them,
+    process 0 writes eval.json. The features are the 1-device ones up to float32 rounding, so
+    the probes agree within one test example (0.5 points of 200; measured: equal)."""
+    import shutil
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    shutil.copytree(genviews_one_device, one)
+    shutil.copytree(genviews_one_device, two)
+    common = ["--data_dir", tfds_dir, "--evaluators", "linear_probe,knn"]
+    subprocess.run([sys.executable, "eval.py", "--workdir", str(one), *common], cwd=ROOT,
+                   env=_env(1), check=True, capture_output=True, timeout=600)
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "eval.py", "--workdir", str(two), *common,
+         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
+        cwd=ROOT, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    assert "linear_probe" in outputs[0][0] and "linear_probe" not in outputs[1][0]  # 0 reports
+    a, b = (json.loads((d / "eval.json").read_text()) for d in (one, two))
+    assert (a["num_train"], a["num_test"]) == (b["num_train"], b["num_test"])
+    for name in ("linear_probe", "knn"):
+        assert abs(a[name]["top1"] - b[name]["top1"]) <= 100 / a["num_test"] + 1e-9, name
