@@ -216,13 +216,14 @@ def test_sharded_loss_on_4_devices_is_the_global_ntxent(tmp_path):
 def test_eval_on_two_processes_matches_one_process(genviews_one_device, tmp_path, tfds_dir):
     """eval.py over 2 processes × 2 devices: each extracts half the features, all gather them,
     process 0 writes eval.json. The features are the 1-device ones up to float32 rounding, so
-    the probes agree within one test example (0.5 points of 200; measured: equal)."""
+    kNN agrees within one test example (0.5 points of 200; measured: equal). The linear
+    probe's fit over several devices is checked in tests/test_probe_reference.py."""
     import shutil
 
     one, two = tmp_path / "one", tmp_path / "two"
     shutil.copytree(genviews_one_device, one)
     shutil.copytree(genviews_one_device, two)
-    common = ["--data_dir", tfds_dir, "--evaluators", "linear_probe,knn"]
+    common = ["--data_dir", tfds_dir, "--evaluators", "knn"]
     subprocess.run([sys.executable, "eval.py", "--workdir", str(one), *common], cwd=ROOT,
                    env=_env(1), check=True, capture_output=True, timeout=600)
     port = _free_port()
@@ -234,8 +235,7 @@ def test_eval_on_two_processes_matches_one_process(genviews_one_device, tmp_path
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
-    assert "linear_probe" in outputs[0][0] and "linear_probe" not in outputs[1][0]  # 0 reports
+    assert "knn" in outputs[0][0] and "knn" not in outputs[1][0]  # process 0 reports
     a, b = (json.loads((d / "eval.json").read_text()) for d in (one, two))
     assert (a["num_train"], a["num_test"]) == (b["num_train"], b["num_test"])
-    for name in ("linear_probe", "knn"):
-        assert abs(a[name]["top1"] - b[name]["top1"]) <= 100 / a["num_test"] + 1e-9, name
+    assert abs(a["knn"]["top1"] - b["knn"]["top1"]) <= 100 / a["num_test"] + 1e-9
