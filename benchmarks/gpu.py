@@ -24,8 +24,10 @@ over PEAK_BF16 (an H200's measured dense bf16 peak, issue 16); the PyTorch row u
 same count (the same model and loss).
 
 On the device machine (jax with CUDA, flax, optax, orbax and torch installed; no
-ml_collections): carry its wheel, e.g. `pip download ml-collections --no-deps -d wheels`
-here, then `pip install --no-deps wheels/*.whl && python benchmarks/gpu.py`.
+ml_collections, no Grain): carry their wheels, e.g. `pip download ml-collections grain
+array-record cloudpickle portpicker --no-deps -d wheels` here (batches come through
+data/pipeline.py's Grain pipeline even for data.name=synthetic), then
+`pip install --no-deps wheels/*.whl && python benchmarks/gpu.py`.
 """
 
 from __future__ import annotations

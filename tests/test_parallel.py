@@ -127,10 +127,16 @@ def test_pmap_gives_the_same_update_as_shard_map(genviews_one_device, tmp_path):
     _same(genviews_one_device, tmp_path / "pmap")
 
 
-def test_real_same_on_1_and_4_devices(tmp_path, tfds_dir):
-    _train(tmp_path / "r1", "configs/real.py:smoke", 1, tfds_dir=tfds_dir)
+@pytest.fixture(scope="module")
+def real_one_device(tmp_path_factory, tfds_dir):
+    workdir = tmp_path_factory.mktemp("r1") / "run"
+    _train(workdir, "configs/real.py:smoke", 1, tfds_dir=tfds_dir)
+    return workdir
+
+
+def test_real_same_on_1_and_4_devices(real_one_device, tmp_path, tfds_dir):
     _train(tmp_path / "r4", "configs/real.py:smoke", 4, tfds_dir=tfds_dir)
-    _same(tmp_path / "r1", tmp_path / "r4")
+    _same(real_one_device, tmp_path / "r4")
 
 
 def _free_port() -> int:
@@ -139,18 +145,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one_process(genviews_one_device, tmp_path):
+def test_two_processes_match_one_process(real_one_device, tmp_path, tfds_dir):
+    """Real images through Grain: each process reads only its rows of every global batch.
+    (Generated views use the same SPMD step, with per-process example indices and no data
+    to read; the 1-vs-4-device tests cover them.)"""
     workdir = tmp_path / "mp"
     port = _free_port()
     procs = [subprocess.Popen(
-        [sys.executable, "train.py", "--config", "configs/genviews.py:smoke", "--workdir",
-         str(workdir), *STEPS, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+        [sys.executable, "train.py", "--config", "configs/real.py:smoke", "--workdir",
+         str(workdir), *STEPS, f"--config.data.data_dir={tfds_dir}",
+         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
          f"--process_id={i}"], cwd=ROOT, env=_env(2), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
-    _same(genviews_one_device, workdir)
+    _same(real_one_device, workdir)
 
 
 def test_unreachable_coordinator_fails_within_the_timeout(tmp_path):
