@@ -95,24 +95,43 @@ class TfdsSource:
         images = [resize_and_crop(np.asarray(item["image"]), self.image_size) for item in items]
         return {"image": np.stack(images), "label": labels}
 
+    def _label_cache(self) -> str:
+        return os.path.join(self.directory, f"genviews-labels-{self.split}.npy".replace("/", "_"))
+
+    def _cached_labels(self) -> np.ndarray | None:
+        """The split's labels kept beside it, if a whole, current copy is there."""
+        if not os.path.isfile(self._label_cache()):
+            return None
+        labels = np.load(self._label_cache())
+        return labels if len(labels) == len(self) else None
+
+    def labels_at(self, rows: np.ndarray) -> np.ndarray:
+        """The labels of `rows` (int32), without decoding an image: from the labels of the
+        whole split when they were read, else from those rows' records only."""
+        if "labels" in self.__dict__ or self._cached_labels() is not None:
+            return self.labels[rows]
+        return self._read_labels(rows)
+
+    def _read_labels(self, rows: np.ndarray) -> np.ndarray:
+        import tensorflow_datasets as tfds
+
+        labels_only = _data_source(self.directory, self.split,
+                                   decoders={"image": tfds.decode.SkipDecoding()})
+        rows = [int(r) for r in rows]
+        return np.array([item["label"] for start in range(0, len(rows), _READ_CHUNK)
+                         for item in labels_only.__getitems__(rows[start:start + _READ_CHUNK])],
+                        np.int32).reshape(-1)
+
     @functools.cached_property
     def labels(self) -> np.ndarray:
         """All labels of the split (N,) int32, without decoding an image. Reading them reads
         every record (ImageNet's train split: ~140 GB), so they are kept beside the prepared
         dataset in genviews-labels-SPLIT.npy once read, where the directory is writable."""
-        cache = os.path.join(self.directory, f"genviews-labels-{self.split}.npy".replace("/", "_"))
-        if os.path.isfile(cache):
-            labels = np.load(cache)
-            if len(labels) == len(self):
-                return labels
-        import tensorflow_datasets as tfds
-
-        labels_only = _data_source(self.directory, self.split,
-                                   decoders={"image": tfds.decode.SkipDecoding()})
-        labels = np.concatenate([
-            np.array([item["label"] for item in labels_only.__getitems__(
-                range(start, min(len(self), start + _READ_CHUNK)))], np.int32)
-            for start in range(0, len(self), _READ_CHUNK)]) if len(self) else np.zeros(0, np.int32)
+        cached = self._cached_labels()
+        if cached is not None:
+            return cached
+        cache = self._label_cache()
+        labels = self._read_labels(np.arange(len(self)))
         try:  # written whole, then renamed: a reader never sees half of it
             np.save(cache + f".{os.getpid()}.npy", labels)
             os.replace(cache + f".{os.getpid()}.npy", cache)
@@ -149,9 +168,13 @@ class Rows:
     def __len__(self) -> int:
         return len(self.rows)
 
-    @property
+    @functools.cached_property
     def labels(self) -> np.ndarray:
-        return self.base.labels[self.rows] if self._labels is None else self._labels
+        if self._labels is not None:
+            return self._labels
+        if hasattr(self.base, "labels_at"):  # a prefix of ImageNet reads only its own labels
+            return self.base.labels_at(self.rows)
+        return self.base.labels[self.rows]
 
     def read(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         rows = np.asarray(rows, np.int64)
