@@ -22,7 +22,7 @@ from typing import Any
 import jax
 
 from configs.common import RENAMED
-from errors import ConfigError, check
+from errors import ConfigError, UserError, check
 from evaluators import features, fewshot, knn, linear_probe, sample_fidelity, sgd_probe
 
 # name -> module (its `validate` and `run`); the order is eval.json's and the tables'.
@@ -102,6 +102,10 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
                         max_examples=e.max_train if max_train is None else max_train)
     test = run.dataset(name, test_split or e.test_split, data_dir=data_dir,
                        max_examples=e.max_test if max_test is None else max_test)
+    for part in (train, test):  # ImageNet's test split: every label is -1
+        if len(part) and int(part.labels.min()) < 0:
+            raise UserError(f"split {part.split!r} of {name} has unlabelled examples (label -1); "
+                            "probe on labelled splits (--train_split, --test_split)")
     probe = Probe(config=run.config, encoder=run.encoder, variables=run.variables, train=train,
                   test=test, train_x=run.extract(train), test_x=run.extract(test))
     result = {"workdir": os.path.abspath(workdir), "step": run.step, "dataset": name,
