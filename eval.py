@@ -101,7 +101,9 @@ def main(argv) -> None:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
-    if r is None:  # not process 0: process 0 reports
+    import jax
+
+    if jax.process_index() != 0:  # process 0 reports
         return
     numbers = ", ".join(f"{k.removesuffix('_top1')} {v:.2f}%" for k, v in report.headline(r).items()
                         if k.endswith("_top1"))

@@ -100,10 +100,11 @@ class TfdsSource:
 
     def _cached_labels(self) -> np.ndarray | None:
         """The split's labels kept beside it, if a whole, current copy is there."""
-        if not os.path.isfile(self._label_cache()):
+        try:
+            labels = np.load(self._label_cache())
+        except (OSError, ValueError):  # none, or a damaged copy: read them again
             return None
-        labels = np.load(self._label_cache())
-        return labels if len(labels) == len(self) else None
+        return labels if labels.shape == (len(self),) else None
 
     def labels_at(self, rows: np.ndarray) -> np.ndarray:
         """The labels of `rows` (int32), without decoding an image: from the labels of the
@@ -132,9 +133,13 @@ class TfdsSource:
             return cached
         cache = self._label_cache()
         labels = self._read_labels(np.arange(len(self)))
-        try:  # written whole, then renamed: a reader never sees half of it
-            np.save(cache + f".{os.getpid()}.npy", labels)
-            os.replace(cache + f".{os.getpid()}.npy", cache)
+        import tempfile
+
+        try:  # written whole under a unique name, then renamed: no reader sees half of it
+            fd, scratch = tempfile.mkstemp(suffix=".npy", dir=self.directory)
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, labels)
+            os.replace(scratch, cache)
         except OSError:
             pass  # a read-only dataset directory: read them again next time
         return labels

@@ -102,7 +102,7 @@ def batches(source, global_batch: int, *, seed: int, start_step: int = 0, proces
         raise ConfigError(f"config key data.name: {source.name} ({source.split}) has no examples")
     steps = grain.MapDataset.range(start_step, _ENDLESS).map(
         LocalBatch(source, global_batch, seed, process_index, process_count, transform))
-    yield from _run(steps, workers, prefetch)
+    yield from _run(steps, 0 if _in_memory(source) else workers, prefetch)
 
 
 def _run(dataset, workers: int, prefetch: int) -> Iterator:
@@ -151,4 +151,12 @@ def in_order(source, batch_size: int, *, workers: int = 0, prefetch: int = 2) ->
     import grain
 
     blocks = grain.MapDataset.range(0, -(-len(source) // batch_size)).map(_Block(source, batch_size))
-    yield from _run(blocks, workers, prefetch)
+    yield from _run(blocks, 0 if _in_memory(source) else workers, prefetch)
+
+
+def _in_memory(source) -> bool:
+    """Whether `source` (or the source it takes rows of) holds its images in memory: then it is
+    read here, never pickled whole into worker processes."""
+    while hasattr(source, "base"):
+        source = source.base
+    return hasattr(source, "images")

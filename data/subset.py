@@ -54,8 +54,11 @@ def apply(dataset, directory: str):
                           "written by python -m evaluators.prune is expected)")
     indices, labels = np.load(paths["indices"]), np.load(paths["labels"])
     summary_path = os.path.join(directory, SUMMARY)
+    base = dataset
+    while isinstance(base, datasets.Rows):  # an export's first max_examples rows, say
+        base = base.base
     # an export: the same one?
-    if isinstance(dataset, datasets.ExportSource) and os.path.isfile(summary_path):
+    if isinstance(base, datasets.ExportSource) and os.path.isfile(summary_path):
         with open(summary_path) as f:
             source = json.load(f).get("dataset", "")
         if os.path.isdir(source) and os.path.abspath(source) != dataset.name:

@@ -110,13 +110,13 @@ def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
         if pad:
             x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
         out.append(np.asarray(apply(jax.device_put(x, split)))[:count])
-    if processes == 1:
-        return np.concatenate(out)
-    from jax.experimental import multihost_utils
-
     d = jax.eval_shape(apply, jax.ShapeDtypeStruct((batch_size, load_size, load_size, 3),
                                                    np.uint8)).shape[-1]
     local = np.concatenate(out) if out else np.zeros((0, d), np.float32)
+    if processes == 1:
+        return local
+    from jax.experimental import multihost_utils
+
     padded = np.zeros((share, d), np.float32)
     padded[:len(local)] = local
     every = np.asarray(multihost_utils.process_allgather(padded))  # (P, share, d)

@@ -78,9 +78,9 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
              max_test: int | None = None, allow_unfinished: bool = False,
              fallback_checkpoint: bool = False, fidelity_generator: str | None = None,
              fidelity_samples: int = 5000, fidelity_sigmas: tuple[float, ...] = (),
-             fidelity_k: int = 5) -> dict | None:
-    """Evaluates the encoder in `workdir`; writes and returns eval.json's content (process 0;
-    None on the other processes of a multi-process job).
+             fidelity_k: int = 5) -> dict:
+    """Evaluates the encoder in `workdir`; returns eval.json's content, which process 0 writes
+    (every process of a multi-process job takes part and gets it).
 
     `dataset` other than the run's own probe dataset is a transfer target; its
     results go to eval_NAME.json. Raises UserError (one line) on a directory that is
@@ -103,7 +103,9 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
     test = run.dataset(name, test_split or e.test_split, data_dir=data_dir,
                        max_examples=e.max_test if max_test is None else max_test)
     for part in (train, test):  # ImageNet's test split: every label is -1
-        if len(part) and int(part.labels.min()) < 0:
+        if not len(part):
+            raise UserError(f"split {part.split!r} of {name} has no examples to probe with")
+        if int(part.labels.min()) < 0:
             raise UserError(f"split {part.split!r} of {name} has unlabelled examples (label -1); "
                             "probe on labelled splits (--train_split, --test_split)")
     probe = Probe(config=run.config, encoder=run.encoder, variables=run.variables, train=train,
@@ -125,10 +127,9 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
             **sample_fidelity.evaluate(run.extract, g, real, num_samples=fidelity_samples,
                                        sigmas=fidelity_sigmas, k=fidelity_k, seed=config.seed)}
     result["wall_s"] = time.time() - start
-    if jax.process_index() != 0:  # every process computed it; process 0 writes it
-        return None
-    path = result_path(workdir, None if name == own else name)
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(path + ".tmp", path)
+    if jax.process_index() == 0:  # every process computed it; process 0 writes it
+        path = result_path(workdir, None if name == own else name)
+        with open(path + ".tmp", "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(path + ".tmp", path)
     return result

@@ -27,6 +27,7 @@ import os
 import time
 
 import jax
+import numpy as np
 
 from data import rundir
 from errors import ConfigError, UserError, check
@@ -155,8 +156,13 @@ def train_and_evaluate(config, directory: str, evaluate: bool = True) -> tuple[f
     train_s = _timed(os.path.join(directory, "train_time.json"), lambda: loop.train(config, directory))
     if not evaluate:
         return train_s, None
-    if registry.read_result(directory) is None:
-        registry.evaluate(directory)
+    done = registry.read_result(directory) is not None
+    if jax.process_count() > 1:  # decided once, by process 0: evaluate() is collective
+        from jax.experimental import multihost_utils
+
+        done = bool(multihost_utils.broadcast_one_to_all(np.int32(done)))
+    if not done:
+        return train_s, registry.evaluate(directory)
     return train_s, registry.read_result(directory)
 
 
@@ -230,10 +236,13 @@ def _add_fidelity(config, workdir: str, rows: list[dict]) -> None:
                 sigmas=[sigma], k=f.k, seed=f.seed, truncation=run_config.generator.truncation)
             views = next(iter(result.pop("views").values()))
             result = {"encoder": os.path.abspath(ref), "sigma": sigma, **result, **views}
-            with open(path, "w") as out:
-                json.dump(result, out, indent=2)
-        with open(path) as fin:
-            row["fidelity"] = json.load(fin)
+            if jax.process_index() == 0:  # every process computed it
+                with open(path, "w") as out:
+                    json.dump(result, out, indent=2)
+            row["fidelity"] = result
+        else:
+            with open(path) as fin:
+                row["fidelity"] = json.load(fin)
         v = row["fidelity"]["vs_real"]
         print(f"    {row['run']}: views vs real sym_precision {v['sym_precision']:.3f} "
               f"sym_recall {v['sym_recall']:.3f}", flush=True)

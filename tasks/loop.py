@@ -91,6 +91,13 @@ def _finite(state) -> bool:
 
 def _loop(config, task, runner, manager, writer, state, start, total, leader) -> dict:
     batches = task.batches(start, jax.process_index(), jax.process_count())
+    try:
+        return _steps(config, task, runner, manager, writer, state, start, total, leader, batches)
+    finally:  # however the loop ends: stop the data pipeline's threads and worker processes now
+        batches.close()
+
+
+def _steps(config, task, runner, manager, writer, state, start, total, leader, batches) -> dict:
     device_state = runner.put_state(state)
     pending: list = []
     last: dict = {}

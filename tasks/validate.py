@@ -90,9 +90,10 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     check(c.data.image_size > 0, "data.image_size", "must be > 0")
     check(c.data.workers >= -1, "data.workers", "must be ≥ 0, or -1 (the default: chosen by backend)")
     check(c.views.crop_from in CROP_FROM, "views.crop_from", f"must be one of {CROP_FROM}")
-    check(c.views.crop_from == "loaded" or (c.data.source == "real" and c.views.pixel == "simclr"),
-          "views.crop_from", "original crops real images: it needs data.source=real and "
-          "views.pixel=simclr")
+    check(c.views.crop_from == "loaded" or (
+        c.task == "contrastive" and c.data.source == "real" and c.views.pixel == "simclr"
+        and c.data.name != "synthetic"), "views.crop_from", "original crops real images: it "
+          "needs task=contrastive, data.source=real, views.pixel=simclr and a real data.name")
     check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
     if c.task == "sprites":
         check(c.generator.family == "sprites", "generator.family",
