@@ -100,7 +100,8 @@ _interrupted = False
 def _on_sigint(signum, frame):
     global _interrupted
     _interrupted = True
-    raise KeyboardInterrupt
+    if not loop.request_stop():  # outside the step loop, or a second SIGINT: stop now
+        raise KeyboardInterrupt
 
 
 def main(argv) -> None:

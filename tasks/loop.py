@@ -24,6 +24,22 @@ from errors import NonFiniteLoss, UserError
 from tasks.parallel import Runner
 from tasks.validate import validate
 
+# A SIGINT during the step loop is taken at the next step boundary (request_stop): raised from
+# the signal handler, KeyboardInterrupt can land inside a callback that swallows it (JAX's
+# gc callback does) or inside native code, and the run would then go on or crash.
+_in_steps = False
+_stop_requested = False
+
+
+def request_stop() -> bool:
+    """For a SIGINT handler: inside the step loop, asks it to stop before its next step and
+    returns True; elsewhere (or asked twice) returns False, and the caller raises at once."""
+    global _stop_requested
+    if not _in_steps or _stop_requested:
+        return False
+    _stop_requested = True
+    return True
+
 
 def train(config, workdir: str) -> dict:
     """Trains `config` in `workdir` (resuming if it holds checkpoints); returns the last metrics."""
@@ -98,6 +114,16 @@ def _loop(config, task, runner, manager, writer, state, start, total, leader) ->
 
 
 def _steps(config, task, runner, manager, writer, state, start, total, leader, batches) -> dict:
+    global _in_steps, _stop_requested
+    _in_steps, _stop_requested = True, False
+    try:
+        return _run_steps(config, task, runner, manager, writer, state, start, total, leader,
+                          batches)
+    finally:
+        _in_steps = False
+
+
+def _run_steps(config, task, runner, manager, writer, state, start, total, leader, batches) -> dict:
     device_state = runner.put_state(state)
     pending: list = []
     last: dict = {}
@@ -105,6 +131,8 @@ def _steps(config, task, runner, manager, writer, state, start, total, leader, b
     with tqdm(total=total, initial=start, disable=not leader, unit="step", dynamic_ncols=True,
               mininterval=1.0) as bar:  # closed however the loop ends, before any message
         for step in range(start, total):
+            if _stop_requested:
+                raise KeyboardInterrupt
             device_state, metrics = runner(device_state, runner.put_batch(next(batches)))
             pending.append(metrics)
             done = step + 1
