@@ -118,10 +118,7 @@ class TfdsSource:
 
         labels_only = _data_source(self.directory, self.split,
                                    decoders={"image": tfds.decode.SkipDecoding()})
-        rows = [int(r) for r in rows]
-        return np.array([item["label"] for start in range(0, len(rows), _READ_CHUNK)
-                         for item in labels_only.__getitems__(rows[start:start + _READ_CHUNK])],
-                        np.int32).reshape(-1)
+        return tfds_dirs.label_column(labels_only, rows, _READ_CHUNK).astype(np.int32)
 
     @functools.cached_property
     def labels(self) -> np.ndarray:
@@ -147,14 +144,16 @@ class TfdsSource:
 
 def _data_source(directory: str, split: str, decoders=None):
     """`tfds` random-access source of a prepared dataset directory's split."""
+    from tensorflow_datasets.core.file_adapters import FileFormat
+
     builder = tfds_dirs.open_builder(directory)
-    try:
-        return builder.as_data_source(split=split, decoders=decoders)
-    except NotImplementedError:
+    if builder.info.file_format != FileFormat.ARRAY_RECORD:
         raise UserError(
             f"{directory} holds {builder.info.file_format.value} files; genviews reads array_record "
             "(random access, for Grain): prepare it again with file_format='array_record' (see the "
-            "README, 'Real datasets')") from None
+            "README, 'Real datasets')")
+    try:
+        return builder.as_data_source(split=split, decoders=decoders)
     except ValueError as e:
         raise ConfigError(f"dataset {builder.name!r} has no split {split!r}: {e}") from None
 
@@ -357,9 +356,12 @@ def source(name: str, split: str, *, image_size: int, data_dir: str = "", max_ex
                            100 if name == IMAGENET100 else len(label_names))
         if name == IMAGENET100:
             found = _imagenet100(found, label_names)
-    if max_examples and max_examples < len(found):
-        found = Rows(found, np.arange(max_examples))
-    return found
+    return _first(found, max_examples)
+
+
+def _first(found, max_examples: int):
+    """The first `max_examples` rows of a source (all of them when 0 or more than it has)."""
+    return Rows(found, np.arange(max_examples)) if 0 < max_examples < len(found) else found
 
 
 def read_all(found) -> Dataset:
@@ -387,5 +389,4 @@ def load(name: str, split: str, *, image_size: int, data_dir: str = "",
 
 def from_export(directory: str, *, num_views: int, max_examples: int = 0):
     """An export for training, as a source: `image` (k, num_views, S, S, 3), `z`, `label`."""
-    found = ExportSource(directory, num_views=num_views)
-    return Rows(found, np.arange(max_examples)) if 0 < max_examples < len(found) else found
+    return _first(ExportSource(directory, num_views=num_views), max_examples)

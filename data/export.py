@@ -246,10 +246,7 @@ def labels(directory: str) -> np.ndarray:
     skip = {k: tfds.decode.SkipDecoding() for k in ("anchor", "views")}
     try:
         labels_only = tfds_dirs.open_builder(directory).as_data_source(split="train", decoders=skip)
-        n = len(labels_only)
-        return np.array([item["label"] for start in range(0, n, _READ_CHUNK)
-                         for item in labels_only.__getitems__(range(start, min(n, start + _READ_CHUNK)))],
-                        np.int64)
+        return tfds_dirs.label_column(labels_only, range(len(labels_only)), _READ_CHUNK)
     except Exception as e:  # noqa: BLE001
         raise _damaged(directory, e) from None
 

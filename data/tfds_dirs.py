@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+
 from errors import UserError
 
 TRUSTED_FEATURES = "tensorflow_datasets.core.features."
@@ -59,3 +61,12 @@ def open_builder(directory: str):
 
     check(directory)
     return tfds.builder_from_directory(directory)
+
+
+def label_column(data_source, rows, chunk: int = 1024) -> np.ndarray:
+    """The `label` feature of `rows` of an opened `tfds` data source (opened with its images'
+    decoding skipped, so that only the records are read), int64."""
+    rows = [int(r) for r in rows]
+    return np.array([item["label"] for start in range(0, len(rows), chunk)
+                     for item in data_source.__getitems__(rows[start:start + chunk])],
+                    np.int64).reshape(-1)

@@ -67,6 +67,13 @@ def _centre(image: jax.Array, image_size: int, load_size: int) -> jax.Array:
     return image[top:top + image_size, left:left + image_size]
 
 
+def local_rows() -> jax.sharding.NamedSharding:
+    """Arrays split by rows (their leading axis) over this process's devices: how the
+    evaluators spread a batch of images or a matrix of features."""
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ("data",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+
+
 def _encode(encoder, variables, images01: jax.Array) -> jax.Array:
     return encoder.apply(variables, images01 * 2.0 - 1.0, train=False)
 
@@ -84,10 +91,9 @@ def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
     each can run the evaluators; every process must call this with the same images.
     """
     load_size = load_size or image_size
-    devices = jax.local_devices()
-    batch_size = -(-batch_size // len(devices)) * len(devices)
-    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
-    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    devices = jax.local_device_count()
+    batch_size = -(-batch_size // devices) * devices
+    split = local_rows()
     if isinstance(images, np.ndarray):
         images = datasets.Dataset("images", "", images, np.zeros(len(images), np.int32), 0)
     n, processes = len(images), jax.process_count()
@@ -110,13 +116,17 @@ def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
         if pad:
             x = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)])
         out.append(np.asarray(apply(jax.device_put(x, split)))[:count])
-    d = jax.eval_shape(apply, jax.ShapeDtypeStruct((batch_size, load_size, load_size, 3),
-                                                   np.uint8)).shape[-1]
-    local = np.concatenate(out) if out else np.zeros((0, d), np.float32)
+    if out:
+        local = np.concatenate(out)
+    else:  # no rows here: an empty (0, d) block
+        d = jax.eval_shape(apply, jax.ShapeDtypeStruct((batch_size, load_size, load_size, 3),
+                                                       np.uint8)).shape[-1]
+        local = np.zeros((0, d), np.float32)
     if processes == 1:
         return local
     from jax.experimental import multihost_utils
 
+    d = local.shape[1]
     padded = np.zeros((share, d), np.float32)
     padded[:len(local)] = local
     every = np.asarray(multihost_utils.process_allgather(padded))  # (P, share, d)

@@ -27,6 +27,7 @@ import optax
 
 from errors import check
 from evaluators import features
+from evaluators.features import local_rows
 
 # The fit stops when the largest gradient entry of the objective is below TOL (the
 # stopping rule of scikit-learn's lbfgs, whose default is 1e-4; tighter here, so that
@@ -62,8 +63,7 @@ def fit(features: jax.Array, labels: jax.Array, num_classes: int, l2: jax.Array,
         weights = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
         x, y = np.pad(x, ((0, pad), (0, 0))), np.pad(y, (0, pad))
     if len(devices) > 1:
-        mesh = jax.sharding.Mesh(np.array(devices), ("data",))
-        rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        rows = local_rows()  # (`features` is the argument here)
         x, y = jax.device_put(x, rows), jax.device_put(y, rows)
         weights = None if weights is None else jax.device_put(weights, rows)
     return _fit(x, y, weights, l2, num_classes, steps, tol, at_once)

@@ -132,6 +132,13 @@ def _check_images(images: np.ndarray, file_names: list[str], size: int) -> None:
                               if e > 12]
 
 
+def _check_source(found, expected_labels: list[int], file_names: list[str]) -> None:
+    """Every row of `found`, read at once: its labels (read and `labels` alike) and images."""
+    batch = found.read(np.arange(len(found)))
+    assert batch["label"].tolist() == expected_labels == found.labels.tolist()
+    _check_images(batch["image"], file_names, 32)
+
+
 def test_imagenet2012_reads_every_image_under_its_synset(imagenet):
     names = _tfds_list("labels.txt")
     for split in ("train", "validation"):
@@ -139,10 +146,7 @@ def test_imagenet2012_reads_every_image_under_its_synset(imagenet):
         assert any(map(_grayscale, stored)) and not all(map(_grayscale, stored))
         found = datasets.source("imagenet2012", split, image_size=32, data_dir=imagenet)
         assert found.num_classes == 1000 and len(found) == len(stored)
-        expected = [names.index(_synset(n)) for n in stored]
-        batch = found.read(np.arange(len(found)))
-        assert batch["label"].tolist() == expected == found.labels.tolist()
-        _check_images(batch["image"], stored, 32)
+        _check_source(found, [names.index(_synset(n)) for n in stored], stored)
         assert len(stored) == (VAL_IMAGES if split == "validation" else len(set(stored)))
 
 
@@ -159,9 +163,7 @@ def test_imagenet100_keeps_the_100_classes_relabelled_in_sorted_order(imagenet):
         found = datasets.source("imagenet100", split, image_size=32, data_dir=imagenet)
         assert found.num_classes == 100 and len(found) == len(kept)
         expected = [hundred.index(_synset(n)) for n in kept]
-        batch = found.read(np.arange(len(found)))
-        assert batch["label"].tolist() == expected == found.labels.tolist()
-        _check_images(batch["image"], kept, 32)
+        _check_source(found, expected, kept)
         # A prefix (max_examples) of the filtered rows, and rows out of order, as Grain reads them.
         first = datasets.source("imagenet100", split, image_size=32, data_dir=imagenet,
                                 max_examples=5)
