@@ -96,7 +96,7 @@ def genviews_case(generated: bool, smoke: bool, steps: int) -> dict:
 
     config = _config(generated, smoke)
     task = tasks.get(config)
-    runner = Runner(task.step, config.parallel)
+    runner = Runner(task.step, config.parallel, task.frozen)
     state = runner.put_state(task.init_state())
     batch = runner.put_batch(next(task.batches(0)))
     start = time.perf_counter()
@@ -106,7 +106,7 @@ def genviews_case(generated: bool, smoke: bool, steps: int) -> dict:
 
     def step():  # the executable compiled above: the step is compiled once
         nonlocal state
-        state, metrics = compiled(state, batch)
+        state, metrics = compiled(state, batch, runner.frozen)
         jax.block_until_ready(metrics)
 
     seconds = _timed(step, steps)
@@ -119,8 +119,8 @@ def genviews_case(generated: bool, smoke: bool, steps: int) -> dict:
            "device": jax.devices()[0].device_kind}
     if generated:
         index = jnp.arange(config.train.batch_size, dtype=jnp.int32)
-        make = jax.jit(lambda step, index: task.make_views(step, index)["image"])
-        views_s = _timed(lambda: jax.block_until_ready(make(0, index)), steps)
+        make = jax.jit(lambda frozen, step, index: task.make_views(step, index, frozen=frozen)["image"])
+        views_s = _timed(lambda: jax.block_until_ready(make(runner.frozen, 0, index)), steps)
         row.update(views_s_per_step=views_s, views_share=views_s / seconds)
     return row
 

@@ -80,7 +80,7 @@ def main(argv) -> None:
                 "images_per_s": batch * _BATCHES.value / seconds})
 
     task = tasks.get(c)
-    runner = Runner(task.step, c.parallel)
+    runner = Runner(task.step, c.parallel, task.frozen)
     state = runner.put_state(task.init_state())
     stream = task.batches(0)
     device_batches = [runner.put_batch(next(stream)) for _ in range(_STEP_BATCHES.value + 1)]

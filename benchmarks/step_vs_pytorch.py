@@ -67,7 +67,7 @@ def _jax_step(case: str, data_dir: str | None):
     if data_dir:
         cfg.data.data_dir = data_dir
     task = tasks.get(cfg)
-    runner = Runner(task.step, cfg.parallel)
+    runner = Runner(task.step, cfg.parallel, task.frozen)
     state = runner.put_state(task.init_state())
     device_batch = runner.put_batch(next(task.batches(0)))
 

@@ -31,7 +31,7 @@ def main(argv) -> None:
     del argv
     config = _CONFIG.value
     task = tasks.get(config)
-    runner = Runner(task.step, config.parallel)
+    runner = Runner(task.step, config.parallel, task.frozen)
     state = runner.put_state(task.init_state())
     batches = task.batches(0)
     start = time.time()

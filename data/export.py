@@ -71,22 +71,23 @@ def _features(num_views: int, resolution: int, z_dim: int):
 
 
 def _renderer(generator, spec, seed: int):
-    """jit(index (B,) -> the batch's anchors, views (uint8), their latents and classes)."""
+    """index (B,) -> the batch's anchors, views (uint8), their latents and classes (jitted; the
+    generator's parameters are an argument of the program, not constants folded into it)."""
 
     @jax.jit
-    def render(index):
+    def render(params, index):
         g = generator
         inst = views.instances(views.example_keys(seed, 0, index), spec, z_dim=g.z_dim,
                                num_classes=g.num_classes)
         z = jnp.concatenate([inst["anchor"][:, None], inst["views"]], 1)  # (B, 1 + K, z)
         y = jnp.repeat(inst["label"], z.shape[1])
-        images = g.apply(g.params, z.reshape(-1, g.z_dim), y, spec.truncation)
+        images = g.apply(params, z.reshape(-1, g.z_dim), y, spec.truncation)
         images = views.to_uint8(images)
         images = images.reshape(z.shape[:2] + images.shape[1:])
         return {"anchor": images[:, 0], "views": images[:, 1:], "anchor_z": inst["anchor"],
                 "views_z": inst["views"], "label": inst["label"]}
 
-    return render
+    return lambda index: render(generator.params, index)
 
 
 def _examples(render, num_anchors: int, batch_size: int):

@@ -52,9 +52,9 @@ def render(generator, latents: np.ndarray, labels: np.ndarray, *, truncation: fl
     uint8, like real images: both then go through the same feature extraction.
     """
 
-    @jax.jit
-    def apply(z, y):
-        return views.to_uint8(generator.apply(generator.params, z, y, truncation))
+    @jax.jit  # the parameters are an argument, not constants folded into the program
+    def apply(params, z, y):
+        return views.to_uint8(generator.apply(params, z, y, truncation))
 
     out = []
     n = len(latents)
@@ -64,7 +64,7 @@ def render(generator, latents: np.ndarray, labels: np.ndarray, *, truncation: fl
         if pad:  # one compiled shape for every batch
             z = np.concatenate([z, np.zeros((pad, z.shape[1]), z.dtype)])
             y = np.concatenate([y, np.zeros((pad,), y.dtype)])
-        out.append(np.asarray(apply(z, y))[:batch_size - pad])
+        out.append(np.asarray(apply(generator.params, z, y))[:batch_size - pad])
     return np.concatenate(out)
 
 

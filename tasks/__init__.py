@@ -2,7 +2,9 @@
 
     task = Task(config)
     state = task.init_state()                      # tasks.state.TrainState, host-side
-    state, metrics = task.step(state, batch)      # per device, named axis tasks.parallel.AXIS
+    state, metrics = task.step(state, batch, frozen)  # per device, named axis tasks.parallel.AXIS
+    task.frozen                                   # what the step reads but never trains
+                                                  # (a generator's parameters), or {}
     task.batches(start_step, process_index, process_count)  # this process's batch dicts
     task.finish(state, workdir)                   # artefacts: PNG grids, exported generator
 

@@ -135,8 +135,10 @@ class ContrastiveTask:
             self.host_crop = pixel.HostCrop(c.views.num_views, c.data.image_size,
                                             (c.views.crop_scale_min, 1.0), pixel.PixelConfig.crop_ratio,
                                             c.seed)
+        self.frozen = {}  # an argument of the step (tasks.parallel.Runner), never trained
         if c.data.source == "generator":
             self.generator = load_generator(c)
+            self.frozen = {"generator": self.generator.params}
             self.walks = load_walks(c, self.generator.z_dim)
         self.spec = views.ViewSpec.from_config(c, self.walks)
         if self.generator is not None:
@@ -209,9 +211,11 @@ class ContrastiveTask:
             keys = views.pool_keys(c.seed, keys, c.views.num_anchors)
         return views.instances(keys, self.spec, z_dim=g.z_dim, num_classes=g.num_classes)
 
-    def make_views(self, step, index, image=None, label=None, z=None):
+    def make_views(self, step, index, image=None, label=None, z=None, frozen=None):
         """The views of instances `index`: `image` (b·V, S, S, 3) in [0, 1], their instance `id`,
-        `label`, and (generated views) `z`, the generator's input (b·V, z_dim [+ classes])."""
+        `label`, and (generated views) `z`, the generator's input (b·V, z_dim [+ classes]).
+        Generated views use the generator parameters of `frozen` (the step's; default
+        self.frozen)."""
         c = self.config
         v = c.views.num_views
         keys = self.example_keys(step, index)
@@ -220,7 +224,8 @@ class ContrastiveTask:
             inst = self.instances(keys)
             z = inst["views"]
             y = jnp.repeat(inst["label"], v)
-            images = views.to_unit(g.apply(g.params, z.reshape(-1, g.z_dim), y, c.generator.truncation))
+            params = (frozen or self.frozen)["generator"]
+            images = views.to_unit(g.apply(params, z.reshape(-1, g.z_dim), y, c.generator.truncation))
             images = images.reshape((-1, v) + images.shape[1:])
             label = inst["label"]
             if c.views.num_anchors:  # two draws of one pool instance are positives, not negatives
@@ -244,10 +249,10 @@ class ContrastiveTask:
             out["z"] = z
         return out
 
-    def step(self, state: TrainState, batch: dict):
+    def step(self, state: TrainState, batch: dict, frozen: dict):
         c = self.config
         v = self.make_views(state.step, batch["index"], batch.get("image"), batch.get("label"),
-                            batch.get("z"))
+                            batch.get("z"), frozen)
         x, labels = v["image"] * 2.0 - 1.0, v["label"]
         total = x.shape[0] * jax.lax.psum(1, AXIS)
 

@@ -66,6 +66,7 @@ def diff_augment(key: jax.Array, image: jax.Array) -> jax.Array:
 class GeneratorTask:
     def __init__(self, config):
         c = self.config = config
+        self.frozen = {}
         if c.generator.family not in ("dcgan", "resnet"):
             raise ConfigError(f"config key generator.family: only 'dcgan' and 'resnet' can be "
                               f"pretrained here, got {c.generator.family!r} (convert others with "
@@ -115,7 +116,8 @@ class GeneratorTask:
 
         return init(jax.random.key(c.seed))
 
-    def step(self, state: TrainState, batch: dict):
+    def step(self, state: TrainState, batch: dict, frozen: dict):
+        del frozen  # this task reads nothing frozen (self.frozen is {})
         c = self.config
         real = batch["image"].astype(jnp.float32) / 127.5 - 1.0
         y_real = batch["label"] if self.hparams["num_classes"] else jnp.zeros_like(batch["label"])

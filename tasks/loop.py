@@ -59,7 +59,7 @@ def _train(config, workdir: str, task, leader: bool) -> dict:
         raise UserError(f"{workdir} was trained with another config: {', '.join(changed)} "
                         f"differ from its {rundir.CONFIG} (only {', '.join(rundir.RESUMABLE)}* "
                         "may change on resume); use a new --workdir")
-    runner = Runner(task.step, config.parallel)
+    runner = Runner(task.step, config.parallel, task.frozen)
     state = jax.device_put(task.init_state(), runner.replicated)
     manager = rundir.checkpoints(workdir, keep=config.train.keep_checkpoints)
     # The newest checkpoint that reads back and matches its digest; a damaged one is

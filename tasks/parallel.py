@@ -52,9 +52,13 @@ def make_mesh() -> Mesh:
 
 
 class Runner:
-    """Compiles `step(state, batch) -> (state, metrics)` for all devices; see the module doc."""
+    """Compiles `step(state, batch, frozen) -> (state, metrics)` for all devices; see the
+    module doc. `frozen` is what the step reads but training never changes (a generator's
+    parameters: `task.frozen`): it is placed on every device once and passed to the compiled
+    step as an argument, so XLA does not fold it into the program as constants (which made
+    compiling slower and the executable larger by the generator's size)."""
 
-    def __init__(self, step: Callable, mode: str = "shard_map"):
+    def __init__(self, step: Callable, mode: str = "shard_map", frozen: Any = None):
         self.mode = mode
         self.mesh = make_mesh()
         self.replicated = NamedSharding(self.mesh, P())
@@ -62,13 +66,14 @@ class Runner:
         if mode == "shard_map":
             # check_vma=False: gradients of replicated params are summed by the step's
             # own psum, exactly as under pmap, so both modes run the same function.
-            mapped = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), P(AXIS)),
+            mapped = jax.shard_map(step, mesh=self.mesh, in_specs=(P(), P(AXIS), P()),
                                    out_specs=(P(), P()), check_vma=False)
             self._step = jax.jit(mapped, donate_argnums=0)
         elif mode == "pmap":
             self._step = jax.pmap(step, axis_name=AXIS, donate_argnums=0)
         else:
             raise ValueError(f"unknown parallel={mode!r}")
+        self.frozen = self.put_state({} if frozen is None else frozen)
 
     @property
     def num_devices(self) -> int:
@@ -97,12 +102,13 @@ class Runner:
                 for k, v in local_batch.items()}
 
     def __call__(self, state: Any, batch: dict[str, jax.Array]) -> tuple[Any, dict]:
-        return self._step(state, batch)
+        return self._step(state, batch, self.frozen)
 
     def compile(self, state: Any, batch: dict[str, jax.Array]):
-        """The step compiled ahead of time for these shapes: call it as the runner is called;
-        its cost_analysis() counts the step's FLOPs. (Calling the runner compiles again.)"""
-        return self._step.lower(state, batch).compile()
+        """The step compiled ahead of time for these shapes: call it as
+        `compiled(state, batch, runner.frozen)`; its cost_analysis() counts the step's FLOPs.
+        (Calling the runner compiles again.)"""
+        return self._step.lower(state, batch, self.frozen).compile()
 
     def metrics(self, metrics: dict) -> dict[str, float]:
         """Replicated device metrics → Python floats."""

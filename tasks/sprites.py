@@ -175,6 +175,7 @@ def fit_latent_prior(means: np.ndarray, labels: np.ndarray, num_classes: int,
 class SpritesTask:
     def __init__(self, config):
         c = self.config = config
+        self.frozen = {}
         self.dataset = datasets.load(c.data.name, c.data.split, image_size=c.generator.resolution,
                                      data_dir=c.data.data_dir, max_examples=c.data.max_examples)
         self.hparams = {"z_dim": c.generator.z_dim, "num_classes": self.dataset.num_classes,
@@ -225,7 +226,8 @@ class SpritesTask:
         kl = 0.5 * jnp.sum(mean ** 2 + jnp.exp(log_var) - 1.0 - log_var, -1)
         return reconstruction + c.sprites.kl_weight * kl, reconstruction, kl
 
-    def step(self, state: TrainState, batch: dict):
+    def step(self, state: TrainState, batch: dict, frozen: dict):
+        del frozen  # this task reads nothing frozen (self.frozen is {})
         c = self.config
         images = batch["image"].astype(jnp.float32) / 127.5 - 1.0
         keys = views.example_keys(c.seed, state.step, batch["index"])

@@ -39,6 +39,7 @@ class SteeringTask:
     def __init__(self, config):
         c = self.config = config
         self.generator = load_generator(c)
+        self.frozen = {"generator": self.generator.params}  # an argument of the step (Runner)
         self.names = tuple(c.steer.walks)
         self.ranges = walks_lib.StepRanges.of_config(c)
         self.tx = make_optimizer(c)
@@ -48,9 +49,10 @@ class SteeringTask:
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           batch_stats=jnp.zeros(()), opt_state=self.tx.init(params))
 
-    def render(self, z: jax.Array, y: jax.Array) -> jax.Array:
+    def render(self, z: jax.Array, y: jax.Array, frozen: dict | None = None) -> jax.Array:
+        """G(z, y) with the generator parameters of `frozen` (the step's; default self.frozen)."""
         g = self.generator
-        return g.apply(g.params, z, y, self.config.generator.truncation)
+        return g.apply((frozen or self.frozen)["generator"], z, y, self.config.generator.truncation)
 
     def anchors(self, keys: jax.Array) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
         """Each example's anchor latent, class and random step per walk, from its key."""
@@ -62,15 +64,16 @@ class SteeringTask:
             jax.random.fold_in(k, 1), self.names, self.ranges))(keys)
         return inst["anchor"], inst["label"], steps
 
-    def losses(self, directions, z, y, steps, axis_name: str | None = None) -> dict[str, jax.Array]:
+    def losses(self, directions, z, y, steps, axis_name: str | None = None,
+               frozen: dict | None = None) -> dict[str, jax.Array]:
         """Per walk: the masked MSE of G(z + α·w) against edit(G(z), α) (`NAME_mse`) and of
         G(z) itself, i.e. no walk (`NAME_mse_no_walk`). With `axis_name`, z is one device's
         share and each value is its share of the global batch's masked mean."""
-        base = self.render(z, y)
+        base = self.render(z, y, frozen)
         out = {}
         for name in self.names:
             target, mask = jax.vmap(functools.partial(edits.edit, name))(base, steps[name])
-            moved = self.render(z + steps[name] @ directions[name], y)
+            moved = self.render(z + steps[name] @ directions[name], y, frozen)
             num, den = jax.vmap(edits.masked_mse)(moved, target, mask)
             num0, _ = jax.vmap(edits.masked_mse)(base, target, mask)
             den = den.sum() if axis_name is None else jax.lax.psum(den.sum(), axis_name)
@@ -78,12 +81,12 @@ class SteeringTask:
             out[f"{name}_mse_no_walk"] = num0.sum() / den
         return out
 
-    def step(self, state: TrainState, batch: dict):
+    def step(self, state: TrainState, batch: dict, frozen: dict):
         c = self.config
         z, y, steps = self.anchors(views.example_keys(c.seed, state.step, batch["index"]))
 
         def loss_fn(directions):
-            parts = self.losses(directions, z, y, steps, AXIS)
+            parts = self.losses(directions, z, y, steps, AXIS, frozen)
             return sum(parts[f"{n}_mse"] for n in self.names), parts
 
         grads, parts = jax.grad(loss_fn, has_aux=True)(state.params)

@@ -37,7 +37,7 @@ def runs():
     out = {}
     for dtype in ("float32", "bfloat16"):
         config, task = _task(dtype)
-        runner = Runner(task.step, config.parallel)
+        runner = Runner(task.step, config.parallel, task.frozen)
         init = jax.device_get(task.init_state())
         state, batches, losses = runner.put_state(init), task.batches(0), []
         for _ in range(STEPS):

@@ -29,8 +29,9 @@ def _bilinear(template: np.ndarray, row: float, col: float, outside: float) -> f
     return total
 
 
-def _render_loop(template, angle, scale, centre, fg, bg, gradient, resolution, k):
-    """One image, pixel by pixel and supersample by supersample, from the definitions."""
+def _render_loop(template, angle, scale, centre, fg, bg, gradient, resolution, k, noise):
+    """One image, pixel by pixel and supersample by supersample, from the definitions; the
+    pixel noise is the background's (the shape's colour is flat, as in data/shapes.py)."""
     size = template.shape[0]
     image = np.zeros((resolution, resolution, 3))
     for i in range(resolution):
@@ -48,7 +49,7 @@ def _render_loop(template, angle, scale, centre, fg, bg, gradient, resolution, k
                     cover += 1 / (1 + np.exp(-logit)) / k ** 2
             yc = (i + 0.5) / resolution * 2 - 1
             xc = (j + 0.5) / resolution * 2 - 1
-            back = bg + gradient[0] * xc + gradient[1] * yc
+            back = bg + gradient[0] * xc + gradient[1] * yc + noise[i, j]
             image[i, j] = cover * fg + (1 - cover) * back
     return np.clip(image, -1, 1)
 
@@ -58,11 +59,16 @@ def test_render_matches_a_pixel_loop():
     template = rng.normal(0, 4, (9, 9)).astype(np.float32)
     angle, scale, centre = 0.7, 0.6, np.array([0.2, -0.3])
     fg, bg, gradient = np.array([0.9, -0.5, 0.1]), np.array([-0.2, 0.4, 0.3]), np.array([0.3, -0.2])
-    got = sprites.render(jnp.asarray(template[None]), jnp.array([[np.cos(angle), np.sin(angle)]]),
-                         jnp.array([scale]), jnp.asarray(centre[None]), jnp.asarray(fg[None]),
-                         jnp.asarray(bg[None]), jnp.asarray(gradient[None]), 8, 2)
-    want = _render_loop(template, angle, scale, centre, fg, bg, gradient, 8, 2)
-    np.testing.assert_allclose(np.asarray(got[0]), want, atol=2e-5)
+    noise = rng.normal(0, 0.1, (8, 8, 3)).astype(np.float32)
+    args = (jnp.asarray(template[None]), jnp.array([[np.cos(angle), np.sin(angle)]]),
+            jnp.array([scale]), jnp.asarray(centre[None]), jnp.asarray(fg[None]),
+            jnp.asarray(bg[None]), jnp.asarray(gradient[None]), 8, 2)
+    for pixel_noise in (np.zeros_like(noise), noise):  # noise: on the background only
+        got = sprites.render(*args, noise=jnp.asarray(pixel_noise[None]))
+        want = _render_loop(template, angle, scale, centre, fg, bg, gradient, 8, 2, pixel_noise)
+        np.testing.assert_allclose(np.asarray(got[0]), want, atol=2e-5)
+    np.testing.assert_array_equal(np.asarray(sprites.render(*args)),
+                                  np.asarray(sprites.render(*args, noise=jnp.zeros((1, 8, 8, 3)))))
 
 
 def test_turn_offset_rotates_the_pose():
@@ -183,7 +189,7 @@ def test_vae_loss_terms_match_their_formulas(smoke_task):
 
 def test_a_training_step_moves_neither_the_templates_nor_the_prior(smoke_task):
     task, state = smoke_task  # a host copy: the runner donates the device copy it makes
-    runner = Runner(task.step)
+    runner = Runner(task.step, frozen=task.frozen)
     stepped, _ = runner(runner.put_state(state), runner.put_batch(next(task.batches(0))))
     new = runner.get_state(stepped)
     for name in sprites_task.FIXED:
@@ -210,7 +216,7 @@ def test_pixel_noise_std_measures_the_noise_of_shaded_backgrounds():
     assert abs(sprites_task.pixel_noise_std(images) - 2 * 0.05) < 0.005  # in [-1, 1] units
 
 
-def test_the_noise_part_of_the_latent_adds_pixel_noise():
+def test_the_noise_part_of_the_latent_adds_pixel_noise_to_the_background():
     hparams = {"z_dim": 4, "num_classes": 2, "resolution": 8, "width": 8, "noise_std": 0.1}
     g = generators.build("sprites", hparams)
     assert g.z_dim == 4 + 1 + 8 * 8 * 3
@@ -221,9 +227,21 @@ def test_the_noise_part_of_the_latent_adds_pixel_noise():
     no_noise = generators.build("sprites", {**hparams, "noise_std": 0.0})
     assert no_noise.z_dim == 5
     np.testing.assert_allclose(clean, np.asarray(no_noise.apply(params, z[:, :5], y)), atol=1e-6)
-    noisy = np.asarray(g.apply(params, z, y))
-    want = np.clip(clean + 0.1 * np.asarray(z[:, 5:]).reshape(3, 8, 8, 3), -1, 1)
-    np.testing.assert_allclose(noisy, want, atol=1e-6)
+    # noisy − clean = (1 − coverage) · 0.1 · noise, one coverage per pixel for every channel
+    # and every noise draw: 1 on the background, 0 inside the shape (a flat colour)
+    ratios, kept = [], np.ones(clean.shape, bool)
+    for key in (2, 3):
+        noise = jax.random.normal(jax.random.key(key), (3, 8 * 8 * 3))
+        noisy = np.asarray(g.apply(params, z.at[:, 5:].set(noise), y))
+        noise = np.asarray(noise).reshape(3, 8, 8, 3)
+        kept &= (np.abs(noisy) < 1) & (np.abs(clean) < 1) & (np.abs(noise) > 0.2)
+        ratios.append((noisy - clean) / (0.1 * noise))
+    assert kept.mean() > 0.5
+    np.testing.assert_allclose(ratios[0][kept], ratios[1][kept], atol=1e-4)
+    spread = np.where(kept, ratios[0], np.nan)
+    assert np.nanmax(np.nanmax(spread, -1) - np.nanmin(spread, -1)) < 1e-4
+    assert np.nanmin(spread) > -1e-4 and np.nanmax(spread) < 1 + 1e-4
+    assert np.nanmin(spread) < 0.1 and np.nanmax(spread) > 0.99  # inside the shape, outside
 
 
 def test_the_turn_latent_turns_the_sprite_by_its_normal_quantile():

@@ -212,7 +212,7 @@ def test_learned_walks_zoom_and_shift_the_quickstart_generators_objects():
     config.train.steps = 100
     config.optim.lr = 0.03  # a short run: larger Adam steps than the 1e-3 of a full run
     task = tasks.get(config)
-    runner = Runner(task.step)
+    runner = Runner(task.step, frozen=task.frozen)
     state = runner.put_state(task.init_state())
     batches = task.batches(0)
     for _ in range(config.train.steps):

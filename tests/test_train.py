@@ -65,7 +65,7 @@ def test_a_train_step_lowers_the_loss_of_its_batch():
 
     config = genviews.get_config("smoke")
     task = tasks.get(config)
-    runner = Runner(task.step, config.parallel)
+    runner = Runner(task.step, config.parallel, task.frozen)
     state = jax.device_get(task.init_state())
     batch = next(task.batches(0))
     views = jax.jit(task.make_views)(0, jnp.asarray(batch["index"]))
@@ -83,6 +83,36 @@ def test_a_train_step_lowers_the_loss_of_its_batch():
     before, after = loss(state), loss(jax.device_get(runner.get_state(new)))
     assert abs(runner.metrics(metrics)["contrastive_loss"] - before) < 1e-4 * before  # the same loss
     assert after < before - 1e-3, (before, after)
+
+
+def test_the_generator_parameters_are_an_argument_of_the_compiled_step():
+    # Not constants folded into the program: other parameter values give another update from
+    # the same executable (no new compilation), the update that a runner built for them gives.
+    import jax
+
+    import tasks
+    from tasks.parallel import Runner
+
+    config = genviews.get_config("smoke")
+    task = tasks.get(config)
+    state = jax.tree.map(np.array, jax.device_get(task.init_state()))
+    batch = next(task.batches(0))
+    other = jax.tree.map(lambda p: np.asarray(p) * 0.5, task.frozen)
+
+    def step(runner):
+        new, metrics = runner(runner.put_state(state), runner.put_batch(batch))
+        return runner.metrics(metrics)["contrastive_loss"], np.asarray(
+            jax.tree.leaves(runner.get_state(new).params)[0])
+
+    runner = Runner(task.step, config.parallel, task.frozen)
+    loss, _ = step(runner)
+    runner.frozen = runner.put_state(other)
+    swapped_loss, swapped = step(runner)
+    assert runner._step._cache_size() == 1  # the same executable ran both
+    fresh_loss, fresh = step(Runner(task.step, config.parallel, other))
+    assert abs(swapped_loss - loss) > 1e-3 * abs(loss)  # the views changed with the parameters
+    assert swapped_loss == fresh_loss
+    np.testing.assert_array_equal(swapped, fresh)
 
 
 def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path):

@@ -53,14 +53,16 @@ def _sample(template: jax.Array, u: jax.Array, v: jax.Array) -> jax.Array:
 
 
 def render(templates, turn, scale, centre, fg, bg, gradient, resolution: int,
-           supersample: int) -> jax.Array:
+           supersample: int, noise=None) -> jax.Array:
     """Images (B, R, R, 3) of posed templates (B, T, T) over shaded backgrounds.
 
     turn (B, 2): (cos, sin) of the rotation; scale (B,): the shape's half-size as a
     fraction of half the image; centre (B, 2): (x, y) in [-1, 1]; fg, bg (B, 3)
     colours; gradient (B, 2): the background's slope along x and y. A pixel's
     coverage is the mean over its supersample² points of the sigmoid of the template
-    sampled at the point's coordinates in the shape's frame."""
+    sampled at the point's coordinates in the shape's frame. `noise` (B, R, R, 3), if
+    given, is added to the background only, under the shape's uncovered part, as
+    genviews_shapes draws its images (data/shapes.py): a shape's own colour is flat."""
     s = resolution * supersample
     grid = (jnp.arange(s) + 0.5) / s * 2.0 - 1.0  # pixel centres in [-1, 1]
     gy, gx = jnp.meshgrid(grid, grid, indexing="ij")
@@ -76,6 +78,8 @@ def render(templates, turn, scale, centre, fg, bg, gradient, resolution: int,
     cy, cx = jnp.meshgrid(coarse, coarse, indexing="ij")
     shade = gradient[:, 0, None, None] * cx + gradient[:, 1, None, None] * cy
     background = bg[:, None, None, :] + shade[..., None]
+    if noise is not None:
+        background = background + noise
     image = cover * fg[:, None, None, :] + (1 - cover) * background
     return jnp.clip(image, -1.0, 1.0)
 
@@ -89,10 +93,11 @@ class SpriteGenerator(nn.Module):
     supersample: int = 2
 
     @nn.compact
-    def __call__(self, z, y, turn_offset=0.0):
+    def __call__(self, z, y, turn_offset=0.0, noise=None):
         """Images in [-1, 1] of latents z (B, z_dim) and classes y (B,); `turn_offset` (radians,
         a scalar or one per image) is added to every pose's rotation (training scores several,
-        tasks/sprites.py; sampling draws it from the latent, `build`)."""
+        tasks/sprites.py; sampling draws it from the latent, `build`); `noise` (B, R, R, 3) is
+        the background's pixel noise (`render`)."""
         # The prior of z per class, N(latent_mean[y], LLᵀ) with L = latent_scale[y], written
         # as an affine map of a standard normal z; N(0, I) while the VAE trains, then fitted
         # to its encoder's posterior means (tasks/sprites.py, `fit_latent_prior`).
@@ -116,7 +121,7 @@ class SpriteGenerator(nn.Module):
             disc_template(self.template_size), shape), (self.num_classes,) + (self.template_size,) * 2)
 
         return render(jnp.take(templates, y, axis=0), turn, scale[:, 0], centre, fg, bg, gradient,
-                      self.resolution, self.supersample)
+                      self.resolution, self.supersample, noise)
 
 
 class SpriteEncoder(nn.Module):
@@ -156,9 +161,10 @@ def build(hparams: dict) -> Generator:
     first z_dim entries pose and colour the sprite; the next, t, turns it by 2π·Φ(t) (Φ the
     standard normal CDF), so that a sample's rotation is uniform, as in the data, whatever
     the MLP's (the VAE learns that one only up to a multiple of 2π/`sprites.turns`); the
-    others, times noise_std, are the pixel noise added to it: the Gaussian likelihood of the
-    VAE that trained it (tasks/sprites.py), written as a latent, so a latent view G(z + σε)
-    also moves the noise by σε."""
+    others, times noise_std, are the pixel noise added to its background (the shape's
+    colour is flat, as in genviews_shapes): the Gaussian likelihood of the VAE that trained
+    it (tasks/sprites.py), written as a latent, so a latent view G(z + σε) also moves the
+    noise by σε."""
     if not hparams["num_classes"]:
         raise ValueError("the sprites generator is class-conditional: num_classes must be > 0")
     module = _module(hparams)
@@ -168,11 +174,10 @@ def build(hparams: dict) -> Generator:
     def apply(params, z, y, truncation: float = 1.0):
         del truncation
         turn = 2.0 * jnp.pi * jax.scipy.special.ndtr(z[:, content])
-        image = module.apply(params, z[:, :content], y, turn)
+        noise = None
         if noise_std:
-            noise = z[:, content + 1:].reshape(z.shape[0], side, side, 3)
-            image = jnp.clip(image + noise_std * noise, -1.0, 1.0)
-        return image
+            noise = noise_std * z[:, content + 1:].reshape(z.shape[0], side, side, 3)
+        return module.apply(params, z[:, :content], y, turn, noise)
 
     z_dim = content + 1 + (side * side * 3 if noise_std else 0)
     return Generator(family="sprites", hparams=dict(hparams), params=None, apply=apply,
