@@ -1,9 +1,14 @@
 """Times the train step of any config: compile time, then steps/s and examples/s.
 
     python benchmarks/train_step.py --config configs/genviews.py:smoke [--steps 20] \
-        [--config.train.batch_size=128 ...]
+        [--config.train.batch_size=128 ...] [--fold_frozen]
 
-Prints one JSON line. Uses the same task, runner and host batches as the training loop (tasks/loop.py).
+Prints one JSON line: the seconds to lower and compile the step, the compiled program's
+size (XLA's memory analysis: generated code, constants, temporaries), and the speed of
+`--steps` steps of that executable. Uses the same task, runner and host batches as the
+training loop (tasks/loop.py). `--fold_frozen` compiles the task's frozen inputs (a
+generator's parameters) into the program as constants instead of passing them as an
+argument, as genviews did until commit 22c2ff1: the two compared.
 """
 
 from __future__ import annotations
@@ -24,29 +29,39 @@ import tasks  # noqa: E402
 from tasks.parallel import Runner  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file[:args]")
-_STEPS = flags.DEFINE_integer("steps", 20, "timed steps after the first (compiling) one")
+_STEPS = flags.DEFINE_integer("steps", 20, "timed steps after the first one")
+_FOLD = flags.DEFINE_bool("fold_frozen", False, "fold the frozen inputs into the program")
 
 
 def main(argv) -> None:
     del argv
     config = _CONFIG.value
     task = tasks.get(config)
-    runner = Runner(task.step, config.parallel, task.frozen)
+    step, frozen = task.step, task.frozen
+    if _FOLD.value:  # the step reads the parameters from its closure: XLA constants
+        step, frozen = (lambda state, batch, _: task.step(state, batch, task.frozen)), None
+    runner = Runner(step, config.parallel, frozen)
     state = runner.put_state(task.init_state())
     batches = task.batches(0)
+    batch = runner.put_batch(next(batches))
     start = time.time()
-    state, metrics = runner(state, runner.put_batch(next(batches)))
-    jax.block_until_ready(metrics)
+    compiled = runner.compile(state, batch)
     compile_s = time.time() - start
+    memory = compiled.memory_analysis()
+    state, metrics = compiled(state, batch, runner.frozen)
+    jax.block_until_ready(metrics)
     start = time.time()
     for _ in range(_STEPS.value):
-        state, metrics = runner(state, runner.put_batch(next(batches)))
+        state, metrics = compiled(state, runner.put_batch(next(batches)), runner.frozen)
     jax.block_until_ready(metrics)
     seconds = time.time() - start
+    mb = lambda name: round(getattr(memory, name, 0) / 2**20, 1) if memory else None  # noqa: E731
     print(json.dumps({
         "config": sys.argv[sys.argv.index("--config") + 1] if "--config" in sys.argv else "",
         "task": config.task, "devices": runner.num_devices, "backend": jax.default_backend(),
-        "batch_size": config.train.batch_size, "compile_s": round(compile_s, 2),
+        "batch_size": config.train.batch_size, "fold_frozen": _FOLD.value,
+        "compile_s": round(compile_s, 2), "code_mb": mb("generated_code_size_in_bytes"),
+        "constants_mb": mb("constant_size_in_bytes"), "temp_mb": mb("temp_size_in_bytes"),
         "steps_per_s": round(_STEPS.value / seconds, 3),
         "examples_per_s": round(_STEPS.value * config.train.batch_size / seconds, 1)}))
 

@@ -60,6 +60,10 @@ def base() -> ml_collections.ConfigDict:
     # a directory written by python -m evaluators.prune (data/subset.py): train on its rows of
     # a real split or an export only (indices.npy), with the labels they were selected under
     c.data.subset = ""
+    # data.source=mix: the fraction of every batch that is generated instances (latent and
+    # pixel views), the rest real images of data.name (pixel views); a fraction k/m whose m
+    # divides the per-device batch (data/views.py, mix_rows)
+    c.data.mix_ratio = 0.5
 
     c.generator = ml_collections.ConfigDict()
     c.generator.init = "checkpoint"  # checkpoint: load generator.checkpoint | random: a fresh random G
@@ -97,6 +101,12 @@ def base() -> ml_collections.ConfigDict:
     c.views.jitter_prob = 0.8  # probability of colour jitter
     c.views.gray_prob = 0.2  # probability of grayscale
     c.views.blur_prob = 0.0  # probability of Gaussian blur (GenRep: none)
+    # the strength in [0, 1] of the pixel views of real images and of generated ones: it
+    # scales the colour jitter's strength and the jitter and grayscale probabilities, and
+    # the crop's range of scales (1 − s·(1 − crop_scale_min), 1); 1: the transform above, 0:
+    # flips only (AdaInf's weaker augmentation of real data when mixed with generated)
+    c.views.pixel_strength_real = 1.0
+    c.views.pixel_strength_generated = 1.0
 
     # Steering walks: task=steering trains them over these step ranges; views.latent=steer
     # composes them with steps from the ranges stored with the walks (these, for walks=random).

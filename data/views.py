@@ -37,6 +37,7 @@ they are brought to [0, 1] (what pixel views and encoders take) or to uint8.
 from __future__ import annotations
 
 import dataclasses
+import fractions
 from collections.abc import Callable
 from typing import Any
 
@@ -173,6 +174,28 @@ def pool_keys(seed: int, keys: jax.Array, num_anchors: int) -> jax.Array:
     same key, hence the same latents and class (a finite generated dataset)."""
     pool = jax.random.fold_in(jax.random.key(seed), POOL_STREAM)
     return jax.vmap(lambda i: jax.random.fold_in(pool, i))(pool_index(keys, num_anchors))
+
+
+def mix_period(ratio: float) -> tuple[int, int]:
+    """data.mix_ratio as k / m in lowest terms (m ≤ 1000): in every m consecutive positions of
+    a batch, the first k are generated instances. ValueError if no such fraction equals it."""
+    fraction = fractions.Fraction(ratio).limit_denominator(1000)
+    if not 0 <= ratio <= 1 or abs(float(fraction) - ratio) > 1e-9:
+        raise ValueError(f"{ratio} is not a fraction k/m in [0, 1] with m ≤ 1000")
+    return fraction.numerator, fraction.denominator
+
+
+def mix_rows(batch: int, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """(generated rows, real rows) of a batch of `batch` consecutive positions that starts at
+    a multiple of the period m of `ratio` (mix_period): row j is generated iff j mod m < k.
+    As every device's share of a global batch starts at such a multiple (the per-device
+    batch is a multiple of m), a position's source depends only on the position, not on the
+    device count; and the rows are static, so each device renders only its generated ones."""
+    k, m = mix_period(ratio)
+    if batch % m:
+        raise ValueError(f"a batch of {batch} is not a multiple of {m}")
+    generated = np.arange(batch) % m < k
+    return np.nonzero(generated)[0], np.nonzero(~generated)[0]
 
 
 def index_batches(batch_size: int, process_index: int, process_count: int):

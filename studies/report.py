@@ -164,6 +164,10 @@ def write(workdir: str, config, results: dict) -> None:
         if os.path.exists(grid):
             shutil.copy(grid, os.path.join(workdir, "views.png"))
             lines.append("\n![anchors beside their views](views.png)")
+    if {"mix", "real"} <= by_kind.keys():
+        m, r = by_kind["mix"], by_kind["real"]
+        lines.append(f"\nBest mixed encoder on validation top-1 ({m['run']}) against real images "
+                     f"alone ({r['run']}): {reading(m, r)}.")
     lines += _fidelity_table(rows, x_label if swept else "σ")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(workdir, "results.md"), "w") as f:

@@ -34,8 +34,9 @@ from models import generators as gen_lib
 from tasks.parallel import AXIS
 from tasks.state import TrainState
 
-# data.source: these, or the directory of an export (python -m data.export)
-SOURCES = ("generator", "real")
+# data.source: these, or the directory of an export (python -m data.export); mix: generated
+# instances and real images in every batch (data.mix_ratio)
+SOURCES = ("generator", "real", "mix")
 # loss.name: the contrastive losses of losses.py (by their positives), and CLIP's image-latent loss
 LOSSES = (*losses.POSITIVES, "clip_latent")
 
@@ -71,13 +72,15 @@ def make_optimizer(c) -> optax.GradientTransformation:
     return OPTIMIZERS[c.optim.name](c, schedule, decay_mask)
 
 
-def pixel_config(c) -> pixel.PixelConfig:
-    s = c.views.jitter_strength
-    return pixel.PixelConfig(crop_scale=(c.views.crop_scale_min, 1.0), flip=c.views.flip,
-                             crop=c.views.get("crop_from", "loaded") == "loaded",
+def pixel_config(c, strength: float = 1.0) -> pixel.PixelConfig:
+    """The pixel views of the config at `strength` (views.pixel_strength_real / _generated)."""
+    s = c.views.jitter_strength * strength
+    low = c.views.crop_scale_min + (1.0 - strength) * (1.0 - c.views.crop_scale_min)  # exact at 1
+    return pixel.PixelConfig(crop_scale=(low, 1.0),
+                             flip=c.views.flip, crop=c.views.get("crop_from", "loaded") == "loaded",
                              brightness=s, contrast=s, saturation=s, hue=s / 4,
-                             jitter_prob=c.views.jitter_prob, gray_prob=c.views.gray_prob,
-                             blur_prob=c.views.blur_prob)
+                             jitter_prob=c.views.jitter_prob * strength,
+                             gray_prob=c.views.gray_prob * strength, blur_prob=c.views.blur_prob)
 
 
 def load_generator(c) -> gen_lib.Generator:
@@ -136,7 +139,8 @@ class ContrastiveTask:
                                             (c.views.crop_scale_min, 1.0), pixel.PixelConfig.crop_ratio,
                                             c.seed)
         self.frozen = {}  # an argument of the step (tasks.parallel.Runner), never trained
-        if c.data.source == "generator":
+        self.mix = c.data.source == "mix"  # generated instances and real images in each batch
+        if c.data.source in ("generator", "mix"):
             self.generator = load_generator(c)
             self.frozen = {"generator": self.generator.params}
             self.walks = load_walks(c, self.generator.z_dim)
@@ -149,16 +153,20 @@ class ContrastiveTask:
             except ValueError as e:
                 raise ConfigError(f"config key views.latent: {e}") from None
             self.z_dim = self.generator.z_dim
-        elif self.exported:
+        if self.exported:
             self.dataset = datasets.from_export(c.data.source, num_views=c.views.num_views,
                                                 max_examples=c.data.max_examples)
             num_classes = self.dataset.num_classes
             self.z_dim = export.require(c.data.source)["z_dim"]
-        else:
+        elif c.data.source in ("real", "mix"):
             self.dataset = datasets.source(c.data.name, c.data.split,
                                            image_size=0 if self.host_crop else (
                                                c.data.load_size or c.data.image_size),
                                          data_dir=c.data.data_dir, max_examples=c.data.max_examples)
+            if self.mix and self.dataset.num_classes != self.generator.num_classes:
+                raise ConfigError(f"data.source=mix: the generator draws "
+                                  f"{self.generator.num_classes} classes, {c.data.name} has "
+                                  f"{self.dataset.num_classes}; a batch's labels must share them")
             num_classes = self.dataset.num_classes
         if c.data.subset:
             self.dataset = subset.apply(self.dataset, c.data.subset)
@@ -170,7 +178,9 @@ class ContrastiveTask:
         self.num_classes = num_classes
         self.model = build_model(c, num_classes)
         self.tx = make_optimizer(c)
-        self.pixel_cfg = pixel_config(c)
+        # the pixel views of each source: real images, and generated ones (a generator's, an export's)
+        self.pixel_cfg = {"real": pixel_config(c, c.views.pixel_strength_real),
+                          "generated": pixel_config(c, c.views.pixel_strength_generated)}
 
     def init_state(self) -> TrainState:
         s = self.config.data.image_size
@@ -215,31 +225,30 @@ class ContrastiveTask:
         """The views of instances `index`: `image` (b·V, S, S, 3) in [0, 1], their instance `id`,
         `label`, and (generated views) `z`, the generator's input (b·V, z_dim [+ classes]).
         Generated views use the generator parameters of `frozen` (the step's; default
-        self.frozen)."""
+        self.frozen). With data.source=mix, the rows views.mix_rows names are generated
+        instances and the others the real images sent by the host."""
         c = self.config
         v = c.views.num_views
         keys = self.example_keys(step, index)
-        if self.generator is not None:
-            g = self.generator
-            inst = self.instances(keys)
-            z = inst["views"]
-            y = jnp.repeat(inst["label"], v)
-            params = (frozen or self.frozen)["generator"]
-            images = views.to_unit(g.apply(params, z.reshape(-1, g.z_dim), y, c.generator.truncation))
-            images = images.reshape((-1, v) + images.shape[1:])
-            label = inst["label"]
+        pkeys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 1), v))(keys)
+        if self.mix:
+            gen, real = views.mix_rows(index.shape[0], c.data.mix_ratio)
+            generated, gen_label, _ = self._generated(keys[gen], frozen)
+            x = jnp.concatenate([self._pixel(pkeys[gen], generated, "generated"),
+                                 self._pixel(pkeys[real], self._real(image[real]), "real")])
+            order = np.argsort(np.concatenate([gen, real]))  # back to the batch's rows
+            x, label = x[order], jnp.concatenate([gen_label, label[real]])[order]
+        elif self.generator is not None:
+            images, label, z = self._generated(keys, frozen)
+            x = self._pixel(pkeys, images, "generated")
             if c.views.num_anchors:  # two draws of one pool instance are positives, not negatives
                 index = self.pool_index(keys)
-        elif self.exported or self.host_crop is not None:
-            # (b, V, S, S, 3): the exported views, or the crops taken on the host
-            images = image.astype(jnp.float32) / 255.0
+        elif self.exported:  # (b, V, S, S, 3): the exported views
+            x = self._pixel(pkeys, image.astype(jnp.float32) / 255.0, "generated")
+        elif self.host_crop is not None:  # (b, V, S, S, 3): the crops taken on the host
+            x = self._pixel(pkeys, image.astype(jnp.float32) / 255.0, "real")
         else:
-            images = image.astype(jnp.float32) / 255.0
-            images = jnp.broadcast_to(images[:, None], (images.shape[0], v) + images.shape[1:])
-        pkeys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 1), v))(keys)
-        make = functools.partial(pixel.view, kind=c.views.pixel, out_size=c.data.image_size,
-                                 cfg=self.pixel_cfg)
-        x = jax.vmap(jax.vmap(lambda k, im: make(k, im)))(pkeys, images)
+            x = self._pixel(pkeys, self._real(image), "real")
         out = {"image": x.reshape((-1,) + x.shape[2:]), "id": jnp.repeat(index, v),
                "label": jnp.repeat(label, v), "z": None}
         if z is not None:
@@ -248,6 +257,31 @@ class ContrastiveTask:
                 z = jnp.concatenate([z, jax.nn.one_hot(out["label"], self.num_classes)], -1)
             out["z"] = z
         return out
+
+    def _generated(self, keys, frozen):
+        """(views (b, V, S, S, 3) in [0, 1], classes (b,), view latents (b, V, z_dim)) of the
+        generated instances of `keys`, rendered with the generator parameters of `frozen`."""
+        c, g, v = self.config, self.generator, self.config.views.num_views
+        inst = self.instances(keys)
+        z = inst["views"]
+        y = jnp.repeat(inst["label"], v)
+        params = (frozen or self.frozen)["generator"]
+        images = views.to_unit(g.apply(params, z.reshape(-1, g.z_dim), y, c.generator.truncation))
+        return images.reshape((-1, v) + images.shape[1:]), inst["label"], z
+
+    def _real(self, image):
+        """(b, V, S, S, 3) in [0, 1]: each real uint8 image (b, S, S, 3) once per view."""
+        images = image.astype(jnp.float32) / 255.0
+        return jnp.broadcast_to(images[:, None], (images.shape[0], self.config.views.num_views)
+                                + images.shape[1:])
+
+    def _pixel(self, pkeys, images, source: str):
+        """The pixel views (b, V, S, S, 3) of `images` (b, V, ...) with per-view keys, at the
+        pixel strength of `source` (real or generated)."""
+        c = self.config
+        make = functools.partial(pixel.view, kind=c.views.pixel, out_size=c.data.image_size,
+                                 cfg=self.pixel_cfg[source])
+        return jax.vmap(jax.vmap(make))(pkeys, images)
 
     def step(self, state: TrainState, batch: dict, frozen: dict):
         c = self.config
@@ -306,16 +340,22 @@ class ContrastiveTask:
         """(instances, 1 + V, S, S, 3) in [0, 1]: each anchor (or real image) beside its views.
 
         The anchors are instances 0.. at step 0; they do not depend on views.latent, so
-        the grids of runs that differ only in their view type show the same anchors.
+        the grids of runs that differ only in their view type show the same anchors. With
+        data.source=mix, the first rows of a batch: generated anchors and real images as
+        views.mix_rows places them.
         """
         c = self.config
+        shown = num_instances
+        if self.mix:  # whole periods of the mix, cut to `shown` rows below
+            period = views.mix_period(c.data.mix_ratio)[1]
+            num_instances = -(-num_instances // period) * period
         index = jnp.arange(num_instances, dtype=jnp.int32)
         image = label = first = None
         if self.exported:
             rows = export.read(c.data.source, 0, num_instances)
             image, label = rows["views"][:, :c.views.num_views], rows["label"].astype(np.int32)
             first = rows["anchor"]
-        elif self.generator is None:
+        elif self.generator is None or self.mix:
             rows = self.dataset.read(np.arange(num_instances))
             image = first = rows["image"]
             label = rows["label"]
@@ -325,25 +365,31 @@ class ContrastiveTask:
 
         @jax.jit
         def grid(image, label, first):
+            centre = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))
             if self.generator is None:
-                first = first.astype(jnp.float32) / 255.0
+                first = centre(first.astype(jnp.float32) / 255.0)
             else:  # the anchors that make_views perturbs at step 0
                 g = self.generator
                 inst = self.instances(self.example_keys(0, index))
-                first = views.to_unit(g.apply(g.params, inst["anchor"], inst["label"],
-                                              c.generator.truncation))
-            first = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(first)
+                anchors = centre(views.to_unit(g.apply(g.params, inst["anchor"], inst["label"],
+                                                       c.generator.truncation)))
+                if self.mix:  # the real rows show their images
+                    real = views.mix_rows(num_instances, c.data.mix_ratio)[1]
+                    anchors = anchors.at[real].set(centre(first[real].astype(jnp.float32) / 255.0))
+                first = anchors
             x = self.make_views(0, index, image, label)["image"]
             x = x.reshape((num_instances, c.views.num_views) + x.shape[1:])
             return jnp.concatenate([first[:, None], x], 1)
 
-        return np.asarray(grid(image, label, first))
+        return np.asarray(grid(image, label, first))[:shown]
 
     def finish(self, state: TrainState, workdir: str) -> None:
         if jax.process_index() != 0:
             return
         c = self.config
-        if self.generator is not None:
+        if self.mix:
+            title = f"anchor or real image | views (mix {c.data.mix_ratio})"
+        elif self.generator is not None:
             title = f"anchor | views (latent {c.views.latent}, pixel {c.views.pixel})"
         elif self.exported:
             title = f"exported anchor | its views (pixel {c.views.pixel})"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ml_collections
 
 import tasks
-from data import export, subset
+from data import export, subset, views
 from data.edits import WALK_DIMS
 from data.pixel import CROP_FROM, PIXEL_KINDS
 from data.views import CONDITIONAL_KINDS, LATENT_KINDS
@@ -52,7 +52,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     choice(c, "task", tasks.TASKS)
     choice(c, "parallel", MODES)
     _check_source(c)
-    check(not c.data.subset or (c.task == "contrastive" and c.data.source != "generator"),
+    check(not c.data.subset or (c.task == "contrastive" and c.data.source not in ("generator", "mix")),
           "data.subset", "selects rows of a dataset: data.source must be real or an export")
     check(not c.data.subset or subset.exists(c.data.subset),
           "data.subset", f"{c.data.subset!r} holds no {subset.INDICES} (python -m evaluators.prune "
@@ -102,7 +102,21 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         check(c.sprites.lr > 0, "sprites.lr", "must be > 0")
     if c.task == "generator":
         check(c.gan.stats_batches >= 1, "gan.stats_batches", f"must be ≥ 1, got {c.gan.stats_batches}")
-    if c.task in ("generator", "steering") or c.data.source == "generator":
+    if c.data.source == "mix":
+        try:
+            period = views.mix_period(c.data.mix_ratio)[1]
+        except ValueError as e:
+            check(False, "data.mix_ratio", str(e))
+        per_device = c.train.batch_size // num_devices
+        check(per_device % period == 0, "data.mix_ratio",
+              f"{c.data.mix_ratio} repeats every {period} positions: the per-device batch "
+              f"({per_device}) must be a multiple of {period}")
+        check(c.views.num_anchors == 0, "views.num_anchors",
+              "a pool of generated instances is not mixed with real images (data.source=mix)")
+        check(c.data.name != "synthetic", "data.name", "data.source=mix needs a real dataset")
+    for key in ("pixel_strength_real", "pixel_strength_generated"):
+        check(0 <= c.views[key] <= 1, f"views.{key}", f"must be in [0, 1], got {c.views[key]}")
+    if c.task in ("generator", "steering") or c.data.source in ("generator", "mix"):
         check(c.generator.family in generators.families(), "generator.family",
               f"{c.generator.family!r} is not implemented (known: {generators.families()})")
         check(c.generator.family != "bigbigan" or c.generator.init != "random"
@@ -114,7 +128,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     for key in ("color", "shift", "rotate"):
         check(c.steer[key] >= 0, f"steer.{key}", f"must be ≥ 0, got {c.steer[key]}")
     check(c.steer.zoom >= 1, "steer.zoom", f"must be ≥ 1 (a factor), got {c.steer.zoom}")
-    generated = c.task == "contrastive" and c.data.source == "generator"
+    generated = c.task == "contrastive" and c.data.source in ("generator", "mix")
     if generated or c.task == "steering":
         check(c.generator.init == "random" or bool(c.generator.checkpoint), "generator.checkpoint",
               "is empty: name a generator directory, or set generator.init=random")
@@ -128,7 +142,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         check(not (c.views.latent in CONDITIONAL_KINDS and unconditional), "views.latent",
               f"{c.views.latent} keeps the anchor's class and needs a class-conditional generator "
               "(generator.num_classes > 0)")
-    check(c.loss.name != "clip_latent" or c.data.source != "real", "loss.name",
+    check(c.loss.name != "clip_latent" or c.data.source not in ("real", "mix"), "loss.name",
           "clip_latent pairs images with their latents: data.source must be generator or an export")
     check(c.loss.clip_init_temperature > 0, "loss.clip_init_temperature", "must be > 0")
     check(c.loss.clip_max_logit_scale >= 1 / c.loss.clip_init_temperature, "loss.clip_max_logit_scale",

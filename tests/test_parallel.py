@@ -139,6 +139,15 @@ def test_real_same_on_1_and_4_devices(real_one_device, tmp_path, tfds_dir):
     _same(real_one_device, tmp_path / "r4")
 
 
+def test_mix_same_on_1_and_4_devices(tmp_path, tfds_dir):
+    # Half generated instances, half real images in each batch (data.source=mix): each
+    # position's source and keys depend on the position only, not on the device holding it.
+    mix = ["--config.data.source=mix", "--config.data.mix_ratio=0.5"]
+    _train(tmp_path / "m1", "configs/genviews.py:smoke", 1, *mix, tfds_dir=tfds_dir)
+    _train(tmp_path / "m4", "configs/genviews.py:smoke", 4, *mix, tfds_dir=tfds_dir)
+    _same(tmp_path / "m1", tmp_path / "m4")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

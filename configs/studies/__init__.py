@@ -64,6 +64,19 @@ class Study:
         self.config.kinds[name] = "generated"
         return cfg
 
+    def mixed(self, name: str, ratio: float, *, loss: str = "ntxent", sigma: float = 0.5,
+              pixel_strength_real: float = 1.0, pixel_strength_generated: float = 1.0):
+        """A run on batches whose fraction `ratio` is generated instances (the generated()
+        defaults: Gaussian neighbours at σ, SimCLR pixel views) and the rest real
+        genviews_shapes images with pixel views (data.source=mix)."""
+        cfg = self.generated(name, loss=loss, sigma=sigma)
+        cfg.data.source = "mix"
+        cfg.data.mix_ratio = ratio
+        cfg.views.pixel_strength_real = pixel_strength_real
+        cfg.views.pixel_strength_generated = pixel_strength_generated
+        self.config.kinds[name] = "mix"
+        return cfg
+
     def real(self, name: str, *, loss: str = "ntxent", steps: int | None = None):
         """A run on real genviews_shapes images with pixel views (`steps=0`: a random encoder)."""
         cfg = self._scaled(real.get_config("smoke" if self.smoke else None))
