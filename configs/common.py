@@ -110,6 +110,14 @@ def base() -> ml_collections.ConfigDict:
 
     # Steering walks: task=steering trains them over these step ranges; views.latent=steer
     # composes them with steps from the ranges stored with the walks (these, for walks=random).
+    # Forward-Forward (task=forward_forward, tasks/forward_forward.py): each layer's goodness,
+    # the mean square of its activities, above `threshold` on positives, below on negatives
+    c.ff = ml_collections.ConfigDict()
+    c.ff.positive = "real"  # real (data.name) | generated (the generator's samples)
+    c.ff.negative = "generated"  # generated | wrong_label (a sample, another class embedded) | hybrid
+    c.ff.threshold = 2.0  # θ of σ(goodness − θ)
+    c.ff.label_slots = 10  # wrong_label: the classes, embedded in the first pixels of the top row
+
     c.steer = ml_collections.ConfigDict()
     c.steer.walks = ("color", "zoom", "shift_x", "shift_y", "rotate")  # the walks trained / composed
     c.steer.color = 0.5  # colour walk: step per RGB channel uniform in ±color (images in [-1, 1])

@@ -31,9 +31,9 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False,
     """(encoder module, its variables, step) from the latest checkpoint of a contrastive run;
     a damaged latest checkpoint is an error naming it, or with `fallback` the newest
     readable one is used."""
-    if config.task != "contrastive":
+    if config.task not in ("contrastive", "forward_forward"):
         raise UserError(f"{workdir} trained task={config.task!r}; eval.py evaluates encoders "
-                        "of contrastive runs")
+                        "of contrastive and forward_forward runs")
     manager = rundir.checkpoints(workdir)
     directory = str(manager.directory)
     if manager.latest_step() is None:
@@ -49,8 +49,10 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False,
     manager.close()
     variables = {"params": restored["params"]["encoder"],
                  "batch_stats": restored["batch_stats"]["encoder"]}
+    ff = config.get("ff")  # older runs lack it; label pixels only for wrong-label negatives
+    label_slots = ff.label_slots if config.task == "forward_forward" and ff.negative == "wrong_label" else 0
     encoder = encoders.build_encoder(config.model.encoder, image_size=config.data.image_size,
-                                     width=config.model.width,
+                                     width=config.model.width, label_slots=label_slots,
                                      dtype=config.train.get("dtype", "float32"))  # older runs lack it
     return encoder, variables, step
 

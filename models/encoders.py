@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-ENCODERS = ("convnet", "resnet18", "resnet50")
+ENCODERS = ("convnet", "resnet18", "resnet50", "ff_convnet")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # config key train.dtype
 
 
@@ -52,6 +52,53 @@ class ConvNet(nn.Module):
                         dtype=self.dtype)(x)
             x = nn.relu(norm()(x))
         return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+
+def rms_normalize(h: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """Each example's activity vector (all but the batch axis) scaled to a mean square of 1:
+    what Forward-Forward passes on, so that a layer's goodness is not visible to the next."""
+    axes = tuple(range(1, h.ndim))
+    return h * jax.lax.rsqrt(jnp.mean(jnp.square(h), axis=axes, keepdims=True) + eps)
+
+
+def embed_label(x: jax.Array, label_vector: jax.Array) -> jax.Array:
+    """Images (B, H, W, 3) with a label vector (B, C) written into the first C pixels of
+    their top row (every channel): Forward-Forward's supervised inputs."""
+    c = label_vector.shape[-1]
+    return x.at[:, 0, :c, :].set(label_vector[:, :, None].astype(x.dtype))
+
+
+class FFConvNet(nn.Module):
+    """The ConvNet of `ConvNet` without BatchNorm (whose batch statistics would mix positive
+    and negative examples), trained layer by layer by Forward-Forward (tasks/forward_forward.py):
+    each layer sees the RMS-normalised, stop-gradient output of the one before, so its
+    gradient comes from its own goodness only. Features: the spatial mean of every layer's
+    normalised activities but the first, concatenated (Hinton 2022). With `label_slots` C > 0
+    (negatives with wrong labels), inputs carry a label in their first C pixels; features
+    are taken with the neutral label 1/C."""
+
+    widths: Sequence[int] = (16, 32, 64, 128)
+    label_slots: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = True, per_layer: bool = False):
+        """Features (B, Σ widths[1:]); with per_layer, each layer's activities instead (the
+        input then carries its own label, if any)."""
+        del train
+        if self.label_slots and not per_layer:
+            neutral = jnp.full((x.shape[0], self.label_slots), 1.0 / self.label_slots)
+            x = embed_label(x, 2.0 * neutral - 1.0)  # images and labels in [-1, 1]
+        h, acts = x.astype(self.dtype), []
+        for i, width in enumerate(self.widths):
+            if i:
+                h = jax.lax.stop_gradient(rms_normalize(h))
+            h = nn.relu(nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, dtype=self.dtype)(h))
+            acts.append(h)
+        if per_layer:
+            return acts
+        return jnp.concatenate([jnp.mean(rms_normalize(a).astype(jnp.float32), axis=(1, 2))
+                                for a in acts[1:]], -1)
 
 
 class BasicBlock(nn.Module):
@@ -172,14 +219,18 @@ class ContrastiveModel(nn.Module):
 
 
 def build_encoder(name: str, *, image_size: int, width: int = 32,
-                  axis_name: str | None = None, dtype: str = "float32") -> nn.Module:
+                  axis_name: str | None = None, dtype: str = "float32",
+                  label_slots: int = 0) -> nn.Module:
     """The encoder named by config key model.encoder, computing in `dtype` (train.dtype);
-    the stem follows the image size."""
+    the stem follows the image size. `label_slots`: ff_convnet's label pixels."""
     stem = "cifar" if image_size <= 64 else "imagenet"
     compute = DTYPES[dtype]
     if name == "convnet":
         return ConvNet(widths=(width, 2 * width, 4 * width, 8 * width), axis_name=axis_name,
                        dtype=compute)
+    if name == "ff_convnet":
+        return FFConvNet(widths=(width, 2 * width, 4 * width, 8 * width), label_slots=label_slots,
+                         dtype=compute)
     if name == "resnet18":
         return ResNet((2, 2, 2, 2), "basic", stem, axis_name, compute)
     if name == "resnet50":

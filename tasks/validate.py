@@ -21,6 +21,8 @@ from errors import check
 from models import generators
 from models.encoders import DTYPES, ENCODERS
 from tasks.contrastive import LOSSES, OPTIMIZERS, SOURCES, check_classes
+from tasks.forward_forward import NEGATIVES as FF_NEGATIVES
+from tasks.forward_forward import POSITIVES as FF_POSITIVES
 from tasks.parallel import MODES
 
 
@@ -95,6 +97,18 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         and c.data.name != "synthetic"), "views.crop_from", "original crops real images: it "
           "needs task=contrastive, data.source=real, views.pixel=simclr and a real data.name")
     check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
+    if c.task == "forward_forward":
+        choice(c, "ff.positive", FF_POSITIVES)
+        choice(c, "ff.negative", FF_NEGATIVES)
+        check(c.model.encoder == "ff_convnet", "model.encoder",
+              f"task=forward_forward trains ff_convnet, got {c.model.encoder!r}")
+        check(c.ff.negative != "hybrid" or (c.train.batch_size // num_devices) % 2 == 0,
+              "train.batch_size", "hybrid negatives pair rows 2i and 2i + 1: the per-device "
+              "batch must be even")
+        check(c.ff.label_slots >= 2, "ff.label_slots", f"must be ≥ 2, got {c.ff.label_slots}")
+    check(c.task == "forward_forward" or c.model.encoder != "ff_convnet", "model.encoder",
+          "ff_convnet learns layer by layer (stop-gradient between layers): only "
+          "task=forward_forward trains it")
     if c.task == "sprites":
         check(c.generator.family == "sprites", "generator.family",
               f"task sprites trains the sprites generator, got {c.generator.family!r}")
@@ -116,7 +130,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         check(c.data.name != "synthetic", "data.name", "data.source=mix needs a real dataset")
     for key in ("pixel_strength_real", "pixel_strength_generated"):
         check(0 <= c.views[key] <= 1, f"views.{key}", f"must be in [0, 1], got {c.views[key]}")
-    if c.task in ("generator", "steering") or c.data.source in ("generator", "mix"):
+    ff_generator = c.task == "forward_forward" and (
+        c.ff.positive == "generated" or c.ff.negative in ("generated", "wrong_label"))
+    if c.task in ("generator", "steering") or c.data.source in ("generator", "mix") or ff_generator:
         check(c.generator.family in generators.families(), "generator.family",
               f"{c.generator.family!r} is not implemented (known: {generators.families()})")
         check(c.generator.family != "bigbigan" or c.generator.init != "random"
