@@ -4,7 +4,7 @@
         [--config.train.batch_size=128 ...] [--fold_frozen]
 
 Prints one JSON line: the seconds to lower and compile the step, the compiled program's
-size (XLA's memory analysis: generated code, constants, temporaries), and the speed of
+size (XLA's memory analysis: generated code, arguments, temporaries), and the speed of
 `--steps` steps of that executable. Uses the same task, runner and host batches as the
 training loop (tasks/loop.py). `--fold_frozen` compiles the task's frozen inputs (a
 generator's parameters) into the program as constants instead of passing them as an
@@ -61,7 +61,7 @@ def main(argv) -> None:
         "task": config.task, "devices": runner.num_devices, "backend": jax.default_backend(),
         "batch_size": config.train.batch_size, "fold_frozen": _FOLD.value,
         "compile_s": round(compile_s, 2), "code_mb": mb("generated_code_size_in_bytes"),
-        "constants_mb": mb("constant_size_in_bytes"), "temp_mb": mb("temp_size_in_bytes"),
+        "argument_mb": mb("argument_size_in_bytes"), "temp_mb": mb("temp_size_in_bytes"),
         "steps_per_s": round(_STEPS.value / seconds, 3),
         "examples_per_s": round(_STEPS.value * config.train.batch_size / seconds, 1)}))
 

@@ -108,8 +108,6 @@ def base() -> ml_collections.ConfigDict:
     c.views.pixel_strength_real = 1.0
     c.views.pixel_strength_generated = 1.0
 
-    # Steering walks: task=steering trains them over these step ranges; views.latent=steer
-    # composes them with steps from the ranges stored with the walks (these, for walks=random).
     # Forward-Forward (task=forward_forward, tasks/forward_forward.py): each layer's goodness,
     # the mean square of its activities, above `threshold` on positives, below on negatives
     c.ff = ml_collections.ConfigDict()
@@ -118,6 +116,8 @@ def base() -> ml_collections.ConfigDict:
     c.ff.threshold = 2.0  # θ of σ(goodness − θ)
     c.ff.label_slots = 10  # wrong_label: the classes, embedded in the first pixels of the top row
 
+    # Steering walks: task=steering trains them over these step ranges; views.latent=steer
+    # composes them with steps from the ranges stored with the walks (these, for walks=random).
     c.steer = ml_collections.ConfigDict()
     c.steer.walks = ("color", "zoom", "shift_x", "shift_y", "rotate")  # the walks trained / composed
     c.steer.color = 0.5  # colour walk: step per RGB channel uniform in ±color (images in [-1, 1])

@@ -179,8 +179,10 @@ def pool_keys(seed: int, keys: jax.Array, num_anchors: int) -> jax.Array:
 def mix_period(ratio: float) -> tuple[int, int]:
     """data.mix_ratio as k / m in lowest terms (m ≤ 1000): in every m consecutive positions of
     a batch, the first k are generated instances. ValueError if no such fraction equals it."""
+    if not 0 <= ratio <= 1:  # NaN and ±inf too
+        raise ValueError(f"{ratio} is not a fraction k/m in [0, 1] with m ≤ 1000")
     fraction = fractions.Fraction(ratio).limit_denominator(1000)
-    if not 0 <= ratio <= 1 or abs(float(fraction) - ratio) > 1e-9:
+    if abs(float(fraction) - ratio) > 1e-9:
         raise ValueError(f"{ratio} is not a fraction k/m in [0, 1] with m ≤ 1000")
     return fraction.numerator, fraction.denominator
 

@@ -120,7 +120,8 @@ def _check_generator(name: str, run_config) -> None:
     """A run on a generator (or steering walks) named by path fails before any run starts
     when none is there."""
     g = run_config.generator
-    if run_config.get("task") != "contrastive" or run_config.data.source != "generator":
+    if not ((run_config.get("task") == "contrastive" and run_config.data.source in ("generator", "mix"))
+            or run_config.get("task") == "forward_forward"):
         return
     walks = str(run_config.views.walks)
     if (run_config.views.latent == "steer" and walks not in ("", "random") and not walks.startswith("@")

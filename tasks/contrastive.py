@@ -80,7 +80,8 @@ def pixel_config(c, strength: float = 1.0) -> pixel.PixelConfig:
                              flip=c.views.flip, crop=c.views.get("crop_from", "loaded") == "loaded",
                              brightness=s, contrast=s, saturation=s, hue=s / 4,
                              jitter_prob=c.views.jitter_prob * strength,
-                             gray_prob=c.views.gray_prob * strength, blur_prob=c.views.blur_prob)
+                             gray_prob=c.views.gray_prob * strength,
+                             blur_prob=c.views.blur_prob * strength)
 
 
 def load_generator(c) -> gen_lib.Generator:
@@ -364,24 +365,24 @@ class ContrastiveTask:
                 image = self.host_crop(dict(rows), np.arange(num_instances))["image"]
 
         @jax.jit
-        def grid(image, label, first):
+        def grid(image, label, first, frozen):
             centre = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))
             if self.generator is None:
                 first = centre(first.astype(jnp.float32) / 255.0)
             else:  # the anchors that make_views perturbs at step 0
                 g = self.generator
                 inst = self.instances(self.example_keys(0, index))
-                anchors = centre(views.to_unit(g.apply(g.params, inst["anchor"], inst["label"],
-                                                       c.generator.truncation)))
+                anchors = centre(views.to_unit(g.apply(frozen["generator"], inst["anchor"],
+                                                       inst["label"], c.generator.truncation)))
                 if self.mix:  # the real rows show their images
                     real = views.mix_rows(num_instances, c.data.mix_ratio)[1]
                     anchors = anchors.at[real].set(centre(first[real].astype(jnp.float32) / 255.0))
                 first = anchors
-            x = self.make_views(0, index, image, label)["image"]
+            x = self.make_views(0, index, image, label, frozen=frozen)["image"]
             x = x.reshape((num_instances, c.views.num_views) + x.shape[1:])
             return jnp.concatenate([first[:, None], x], 1)
 
-        return np.asarray(grid(image, label, first))[:shown]
+        return np.asarray(grid(image, label, first, self.frozen))[:shown]
 
     def finish(self, state: TrainState, workdir: str) -> None:
         if jax.process_index() != 0:

@@ -93,6 +93,11 @@ class ForwardForwardTask:
                                            data_dir=c.data.data_dir, max_examples=c.data.max_examples)
         self.num_classes = (self.generator.num_classes if self.generator is not None
                             else self.dataset.num_classes)
+        if (c.ff.negative == "wrong_label" and self.dataset is not None
+                and self.dataset.num_classes != self.num_classes):
+            raise ConfigError(f"config key ff.negative: wrong_label embeds the generator's "
+                              f"{self.num_classes} classes, {c.data.name} has "
+                              f"{self.dataset.num_classes}; they must be the same classes")
         if c.ff.negative == "wrong_label" and c.ff.label_slots != self.num_classes:
             raise ConfigError(f"config key ff.label_slots: must be the number of classes, "
                               f"{self.num_classes}, got {c.ff.label_slots}")
@@ -132,7 +137,8 @@ class ForwardForwardTask:
         pos_keys, neg_keys, mask_keys = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys)
                                          for i in (1, 2, 3))
         if c.ff.positive == "real":
-            pos = jnp.asarray(image).astype(jnp.float32) / 255.0
+            pos = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(
+                jnp.asarray(image).astype(jnp.float32) / 255.0)
         else:
             pos, label = self._sample(pos_keys, frozen)
         if c.ff.negative == "generated":

@@ -73,7 +73,11 @@ class Runner:
             self._step = jax.pmap(step, axis_name=AXIS, donate_argnums=0)
         else:
             raise ValueError(f"unknown parallel={mode!r}")
-        self.frozen = self.put_state({} if frozen is None else frozen)
+        frozen = {} if frozen is None else frozen
+        if mode == "pmap":  # one copy per local device, put there once (not sent at every call)
+            self.frozen = jax.pmap(lambda x: x)(self.put_state(frozen))
+        else:
+            self.frozen = jax.device_put(frozen, self.replicated)
 
     @property
     def num_devices(self) -> int:

@@ -11,8 +11,9 @@ with images in [−1, 1], the likelihood's standard deviation s the std of the
 data's pixel noise, measured on the border pixels of real images
 (`pixel_noise_std`), and β = `sprites.kl_weight` (below 1 the posteriors
 narrow, so the templates blur less over pose). The exported generator samples that
-likelihood: its latent is z and a noise image, so G(z, noise, y) = decoded(z, y) +
-s · noise (models/generators/sprites.py).
+likelihood: its latent is z and a noise image, and G(z, noise, y) is decoded(z, y) with
+s · noise added to its background, under the shape's uncovered part, as the data's
+shapes are flat colours (models/generators/sprites.py).
 
 The templates are not learned by the gradient. Each class's template is the mean
 shape of the first 150 training images of that class, aligned by congealing

@@ -105,7 +105,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         check(c.ff.negative != "hybrid" or (c.train.batch_size // num_devices) % 2 == 0,
               "train.batch_size", "hybrid negatives pair rows 2i and 2i + 1: the per-device "
               "batch must be even")
-        check(c.ff.label_slots >= 2, "ff.label_slots", f"must be ≥ 2, got {c.ff.label_slots}")
+        check(2 <= c.ff.label_slots <= c.data.image_size, "ff.label_slots",
+              f"must be in [2, data.image_size = {c.data.image_size}] (pixels of the top row), "
+              f"got {c.ff.label_slots}")
     check(c.task == "forward_forward" or c.model.encoder != "ff_convnet", "model.encoder",
           "ff_convnet learns layer by layer (stop-gradient between layers): only "
           "task=forward_forward trains it")
@@ -119,7 +121,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     if c.data.source == "mix":
         try:
             period = views.mix_period(c.data.mix_ratio)[1]
-        except ValueError as e:
+        except (ValueError, OverflowError) as e:
             check(False, "data.mix_ratio", str(e))
         per_device = c.train.batch_size // num_devices
         check(per_device % period == 0, "data.mix_ratio",
@@ -145,7 +147,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         check(c.steer[key] >= 0, f"steer.{key}", f"must be ≥ 0, got {c.steer[key]}")
     check(c.steer.zoom >= 1, "steer.zoom", f"must be ≥ 1 (a factor), got {c.steer.zoom}")
     generated = c.task == "contrastive" and c.data.source in ("generator", "mix")
-    if generated or c.task == "steering":
+    if generated or c.task == "steering" or ff_generator:
         check(c.generator.init == "random" or bool(c.generator.checkpoint), "generator.checkpoint",
               "is empty: name a generator directory, or set generator.init=random")
     if generated and c.views.latent == "steer":

@@ -10,7 +10,7 @@ import scipy.ndimage
 
 import tasks
 from configs import forward_forward
-from models.encoders import FFConvNet
+from models.encoders import FFConvNet, embed_label
 from tasks import forward_forward as ff
 from tasks.parallel import Runner
 
@@ -43,6 +43,20 @@ def test_a_layers_gradient_does_not_depend_on_later_layers():
             moved[later] = jax.tree.map(lambda p: 3.0 * p + 0.5, params[later])
             again = grad(moved, model, pos, neg, (0, 1, 2, 3))[name]
             np.testing.assert_array_equal(np.asarray(again["kernel"]), np.asarray(total[name]["kernel"]))
+
+
+def test_labels_are_written_into_the_top_rows_first_pixels():
+    x = jnp.zeros((2, 8, 8, 3))
+    labels = jnp.array([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0]])
+    got = np.asarray(embed_label(x, labels))
+    np.testing.assert_array_equal(got[:, 0, :3, :], np.repeat(np.asarray(labels)[..., None], 3, -1))
+    assert not got[:, 1:].any() and not got[:, 0, 3:].any()  # nothing else
+    # features take the neutral label 1/C: the same features whatever label the input had
+    model = FFConvNet(widths=(4, 8), label_slots=3)
+    images = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3), minval=-1, maxval=1)
+    params = model.init(jax.random.key(1), images)
+    np.testing.assert_array_equal(np.asarray(model.apply(params, embed_label(images, labels))),
+                                  np.asarray(model.apply(params, images)))
 
 
 def test_layer_losses_and_goodness_are_the_formulas():

@@ -83,10 +83,11 @@ def test_mix_views_are_the_generated_and_the_real_views_of_their_rows(tfds_dir):
 
 def test_pixel_strength_scales_the_transform_from_none_to_the_configured_one():
     c = genviews.get_config("smoke")
-    full = pixel_config(c, 1.0)  # exactly the configured transform
-    assert full.crop_scale == (c.views.crop_scale_min, 1.0)
-    assert (full.brightness, full.jitter_prob, full.gray_prob) == (
-        c.views.jitter_strength, c.views.jitter_prob, c.views.gray_prob)
+    s = c.views.jitter_strength
+    assert pixel_config(c, 1.0) == pixel.PixelConfig(  # exactly the configured transform
+        crop_scale=(c.views.crop_scale_min, 1.0), flip=c.views.flip, crop=True, brightness=s,
+        contrast=s, saturation=s, hue=s / 4, jitter_prob=c.views.jitter_prob,
+        gray_prob=c.views.gray_prob, blur_prob=c.views.blur_prob)
     half = pixel_config(c, 0.5)
     assert half.crop_scale[0] == pytest.approx(1 - 0.5 * (1 - c.views.crop_scale_min))
     assert half.brightness == pytest.approx(0.5 * c.views.jitter_strength)
