@@ -1,4 +1,4 @@
-"""Contrastive and generator losses, as pure functions.
+"""Contrastive and generator losses, and ELR for learning from noisy labels, as pure functions.
 
 All contrastive losses here are one function, `multi_positive`: every row of
 the batch is an anchor, every other row a candidate, and the anchor's positives
@@ -134,3 +134,23 @@ def hinge_discriminator(real_logits: jax.Array, fake_logits: jax.Array) -> jax.A
 
 def hinge_generator(fake_logits: jax.Array) -> jax.Array:
     return -jnp.mean(fake_logits)
+
+
+def elr_targets(targets: jax.Array, probs: jax.Array, beta: float) -> jax.Array:
+    """ELR's targets after one more step of their temporal ensemble (Liu et al., NeurIPS 2020):
+    β·t + (1 − β)·p̂, p̂ the model's predictions (clipped to [1e-4, 1 − 1e-4] and renormalised),
+    with no gradient."""
+    p = jax.lax.stop_gradient(jnp.clip(probs, 1e-4, 1.0 - 1e-4))
+    return beta * targets + (1.0 - beta) * p / jnp.sum(p, -1, keepdims=True)
+
+
+def elr(logits: jax.Array, labels: jax.Array, targets: jax.Array, lam: float) -> jax.Array:
+    """Early-learning regularisation (Liu et al., NeurIPS 2020), per example: the cross-entropy
+    with the (noisy) labels plus λ·log(1 − ⟨t, p⟩), p the softmax (clipped to [1e-4, 1 − 1e-4])
+    and t the example's ELR target (`elr_targets`, no gradient). Minimising log(1 − ⟨t, p⟩)
+    pulls p towards the targets, the model's own early predictions, which a noisy label
+    later tries to overturn."""
+    log_p = jax.nn.log_softmax(logits)
+    ce = -jnp.take_along_axis(log_p, labels[:, None], -1)[:, 0]
+    p = jnp.clip(jnp.exp(log_p), 1e-4, 1.0 - 1e-4)
+    return ce + lam * jnp.log(1.0 - jnp.sum(jax.lax.stop_gradient(targets) * p, -1))

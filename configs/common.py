@@ -108,6 +108,13 @@ def base() -> ml_collections.ConfigDict:
     c.views.pixel_strength_real = 1.0
     c.views.pixel_strength_generated = 1.0
 
+    # A supervised classifier trained end to end (task=classifier, tasks/classifier.py): the
+    # cross-entropy with the (noisy) labels, or ELR (Liu et al. 2020) with λ and β
+    c.classifier = ml_collections.ConfigDict()
+    c.classifier.loss = "ce"  # ce | elr
+    c.classifier.elr_lambda = 3.0  # λ of λ·log(1 − ⟨t, p⟩) (the paper's CIFAR-10 value)
+    c.classifier.elr_beta = 0.7  # β of the targets' temporal ensemble (CIFAR-10)
+
     # Forward-Forward (task=forward_forward, tasks/forward_forward.py): each layer's goodness,
     # the mean square of its activities, above `threshold` on positives, below on negatives
     c.ff = ml_collections.ConfigDict()

@@ -39,9 +39,10 @@ class LocalBatch:
     Picklable, for Grain's worker processes; each keeps the permutation of its latest epoch."""
 
     def __init__(self, source, global_batch: int, seed: int, process_index: int,
-                 process_count: int, transform=None):
+                 process_count: int, transform=None, with_rows: bool = False):
         self.source, self.global_batch, self.seed = source, global_batch, seed
         self.transform = transform  # (batch, positions) -> batch, in the worker (pixel.HostCrop)
+        self.with_rows = with_rows  # add `row`: each example's row of the source
         self.process_index, self.process_count = process_index, process_count
         self._cache = (-1, None)  # (epoch, its permutation), replaced whole: threads share it
 
@@ -74,6 +75,8 @@ class LocalBatch:
             batch = self.transform(batch, where)
         batch["label"] = np.asarray(batch["label"], np.int32)
         batch["index"] = where.astype(np.int32)
+        if self.with_rows:
+            batch["row"] = rows.astype(np.int32)
         return batch
 
 
@@ -89,10 +92,11 @@ def default_workers() -> int:
 
 def batches(source, global_batch: int, *, seed: int, start_step: int = 0, process_index: int = 0,
             process_count: int = 1, workers: int = 0, prefetch: int = 2,
-            transform=None) -> Iterator[dict]:
+            transform=None, with_rows: bool = False) -> Iterator[dict]:
     """Yields this process's share of each global batch from step `start_step` on (module doc),
     read by `workers` Grain worker processes (0: `prefetch` threads here; -1: default_workers)
-    and passed through `transform(batch, positions)` there, if given."""
+    and passed through `transform(batch, positions)` there, if given; `with_rows` adds
+    `row`, each example's row of the source (per-example state, tasks/classifier.py)."""
     import grain
 
     if global_batch % process_count:
@@ -101,7 +105,7 @@ def batches(source, global_batch: int, *, seed: int, start_step: int = 0, proces
     if not len(source):
         raise ConfigError(f"config key data.name: {source.name} ({source.split}) has no examples")
     steps = grain.MapDataset.range(start_step, _ENDLESS).map(
-        LocalBatch(source, global_batch, seed, process_index, process_count, transform))
+        LocalBatch(source, global_batch, seed, process_index, process_count, transform, with_rows))
     yield from _run(steps, 0 if _in_memory(source) else workers, prefetch)
 
 

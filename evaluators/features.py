@@ -31,9 +31,9 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False,
     """(encoder module, its variables, step) from the latest checkpoint of a contrastive run;
     a damaged latest checkpoint is an error naming it, or with `fallback` the newest
     readable one is used."""
-    if config.task not in ("contrastive", "forward_forward"):
+    if config.task not in ("contrastive", "forward_forward", "classifier"):
         raise UserError(f"{workdir} trained task={config.task!r}; eval.py evaluates encoders "
-                        "of contrastive and forward_forward runs")
+                        "of contrastive, forward_forward and classifier runs")
     manager = rundir.checkpoints(workdir)
     directory = str(manager.directory)
     if manager.latest_step() is None:

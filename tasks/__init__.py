@@ -14,13 +14,15 @@ of them (config key task).
 
 from __future__ import annotations
 
+from tasks.classifier import ClassifierTask
 from tasks.contrastive import ContrastiveTask
 from tasks.forward_forward import ForwardForwardTask
 from tasks.generator import GeneratorTask
 from tasks.sprites import SpritesTask
 from tasks.steering import SteeringTask
 
-TASKS = {"contrastive": ContrastiveTask, "forward_forward": ForwardForwardTask,
+TASKS = {"classifier": ClassifierTask, "contrastive": ContrastiveTask,
+         "forward_forward": ForwardForwardTask,
          "generator": GeneratorTask, "sprites": SpritesTask, "steering": SteeringTask}
 
 

@@ -20,6 +20,7 @@ from data.views import CONDITIONAL_KINDS, LATENT_KINDS
 from errors import check
 from models import generators
 from models.encoders import DTYPES, ENCODERS
+from tasks.classifier import LOSSES as CLASSIFIER_LOSSES
 from tasks.contrastive import LOSSES, OPTIMIZERS, SOURCES, check_classes
 from tasks.forward_forward import NEGATIVES as FF_NEGATIVES
 from tasks.forward_forward import POSITIVES as FF_POSITIVES
@@ -54,7 +55,8 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     choice(c, "task", tasks.TASKS)
     choice(c, "parallel", MODES)
     _check_source(c)
-    check(not c.data.subset or (c.task == "contrastive" and c.data.source not in ("generator", "mix")),
+    check(not c.data.subset or c.task == "classifier" or (
+        c.task == "contrastive" and c.data.source not in ("generator", "mix")),
           "data.subset", "selects rows of a dataset: data.source must be real or an export")
     check(not c.data.subset or subset.exists(c.data.subset),
           "data.subset", f"{c.data.subset!r} holds no {subset.INDICES} (python -m evaluators.prune "
@@ -97,6 +99,12 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         and c.data.name != "synthetic"), "views.crop_from", "original crops real images: it "
           "needs task=contrastive, data.source=real, views.pixel=simclr and a real data.name")
     check(c.generator.truncation > 0, "generator.truncation", "must be > 0")
+    if c.task == "classifier":
+        choice(c, "classifier.loss", CLASSIFIER_LOSSES)
+        check(c.classifier.elr_lambda >= 0, "classifier.elr_lambda", "must be ≥ 0")
+        check(0 <= c.classifier.elr_beta < 1, "classifier.elr_beta", "must be in [0, 1)")
+        check(c.data.name != "synthetic" or c.classifier.loss == "ce", "data.name",
+              "ELR needs a fixed training set")
     if c.task == "forward_forward":
         choice(c, "ff.positive", FF_POSITIVES)
         choice(c, "ff.negative", FF_NEGATIVES)

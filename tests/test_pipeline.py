@@ -42,6 +42,15 @@ def test_batches_follow_the_global_order_and_split_over_processes():
         assert batch["label"].dtype == np.int32 and batch["index"].dtype == np.int32
 
 
+def test_with_rows_names_each_examples_row_of_the_source():
+    ds = _memory(50)  # label = row
+    for t, batch in enumerate(_take(pipeline.batches(ds, 8, seed=3, start_step=4, with_rows=True), 8)):
+        np.testing.assert_array_equal(batch["row"], _reference_rows(4 + t, 8, 50, 3))
+        np.testing.assert_array_equal(batch["row"], batch["label"])
+        assert batch["row"].dtype == np.int32
+    assert "row" not in next(pipeline.batches(ds, 8, seed=3))
+
+
 def test_each_epoch_visits_every_example_once_and_resuming_gives_the_same_batches():
     ds = _memory(50)
     stream = _take(pipeline.batches(ds, 10, seed=1), 10)

@@ -1,0 +1,65 @@
+"""The supervised learner (task=classifier): ELR's per-example targets and one step's descent."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import tasks
+from configs import classifier
+from tasks.parallel import Runner
+
+
+def _task(tfds_dir, loss):
+    config = classifier.get_config("smoke")
+    config.data.data_dir = tfds_dir
+    config.classifier.loss = loss
+    config.train.batch_size = 32
+    return config, tasks.get(config)
+
+
+def _batch_logits(task, state, batch, step=0):
+    """The model's logits on step `step`'s views of `batch`, in training mode (batch statistics)."""
+    x = task.views(step, jnp.asarray(batch["index"]), jnp.asarray(batch["image"]))
+    stats = {k: v for k, v in state.batch_stats.items() if k != "elr_targets"}
+    apply = lambda x: task.model.apply({"params": state.params, "batch_stats": stats}, x,  # noqa: E731
+                                       train=True, mutable=["batch_stats"])[0]
+    return np.asarray(jax.vmap(apply, axis_name="data")(x[None])[0], np.float64)
+
+
+def test_elr_targets_move_towards_the_predictions_of_the_rows_drawn(tfds_dir):
+    config, task = _task(tfds_dir, "elr")
+    runner = Runner(task.step, config.parallel, task.frozen)
+    state = jax.device_get(task.init_state())
+    batch = next(task.batches(0))
+    logits = _batch_logits(task, state, batch)
+    new, _ = runner(runner.put_state(state), runner.put_batch(batch))
+    targets = np.asarray(jax.device_get(runner.get_state(new)).batch_stats["elr_targets"])
+    c = task.num_classes
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p = np.clip(p / p.sum(-1, keepdims=True), 1e-4, 1 - 1e-4)
+    want = 0.7 / c + 0.3 * p / p.sum(-1, keepdims=True)  # from the uniform start
+    rows = batch["row"]
+    assert len(set(rows.tolist())) == len(rows)
+    np.testing.assert_allclose(targets[rows], want, rtol=1e-4, atol=1e-6)
+    others = np.setdiff1d(np.arange(len(targets)), rows)
+    np.testing.assert_array_equal(targets[others], np.full((len(others), c), 1.0 / c, np.float32))
+
+
+def test_a_step_lowers_the_loss_of_its_batch(tfds_dir):
+    config, task = _task(tfds_dir, "ce")
+    runner = Runner(task.step, config.parallel, task.frozen)
+    state = jax.device_get(task.init_state())
+    batch = next(task.batches(0))
+
+    def loss(s):
+        logits = _batch_logits(task, s, batch)
+        log_p = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+            - logits.max(-1, keepdims=True)
+        return float(-np.mean(log_p[np.arange(len(logits)), batch["label"]]))
+
+    new, metrics = runner(runner.put_state(state), runner.put_batch(batch))
+    before, after = loss(state), loss(jax.device_get(runner.get_state(new)))
+    assert abs(runner.metrics(metrics)["loss"] - before) < 1e-4 * before  # the loss it descended
+    assert after < before - 1e-3, (before, after)
