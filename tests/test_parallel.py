@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #   of gradients and BatchNorm statistics). Measured on a 2-core x86 CPU, 1 vs 4 devices:
 #   ‖Δ1 − Δ4‖ / ‖Δ1‖ = 4.2e-6 (genviews on the shipped generator) and 2.6e-6 (real
 #   images); reversing the batch's order on one device, the same sums reordered again,
-#   moves the genviews update by 2.7e-6; bound: 1e-5;
+#   moves the genviews update by 2.7e-6; half generated, half real (data.source=mix, the
+#   runs below): 2.4e-6 after one step and 2.5e-6 after two (2026-12-01); bound: 1e-5;
 # - the parameters after NUM_STEPS = 2 steps, relative to how far they moved: each step
 #   adds a rounding error of that size (measured 2.3e-6 after 8 steps on real images);
 #   bound: 1e-4, a margin of 20 over 2 steps × 2.5e-6. Only two steps: the genviews smoke
@@ -110,20 +111,29 @@ def _same(a_dir, b_dir):
     assert _relative(b_end, a_end, a_end - p0) <= TRAJECTORY_TOLERANCE
 
 
+# The generated-views runs mix in real images (data.source=mix, half and half): every batch
+# then has generated instances and real images, each row the views that the generator-only
+# and the real-only tasks make for the same example (tests/test_mix.py), so one 1-vs-4
+# comparison covers both sources' step on 4 devices of one process (two comparisons, and a
+# third for the mix, cost the suite 75 s more than its 10 minutes allowed).
+MIX = ("--config.data.source=mix", "--config.data.mix_ratio=0.5")
+
+
 @pytest.fixture(scope="module")
-def genviews_one_device(tmp_path_factory):
+def genviews_one_device(tmp_path_factory, tfds_dir):
     workdir = tmp_path_factory.mktemp("gv1") / "run"
-    _train(workdir, "configs/genviews.py:smoke", 1)
+    _train(workdir, "configs/genviews.py:smoke", 1, *MIX, tfds_dir=tfds_dir)
     return workdir
 
 
-def test_genviews_same_on_1_and_4_devices(genviews_one_device, tmp_path):
-    _train(tmp_path / "gv4", "configs/genviews.py:smoke", 4)
+def test_generated_and_real_same_on_1_and_4_devices(genviews_one_device, tmp_path, tfds_dir):
+    _train(tmp_path / "gv4", "configs/genviews.py:smoke", 4, *MIX, tfds_dir=tfds_dir)
     _same(genviews_one_device, tmp_path / "gv4")
 
 
-def test_pmap_gives_the_same_update_as_shard_map(genviews_one_device, tmp_path):
-    _train(tmp_path / "pmap", "configs/genviews.py:smoke", 4, "--config.parallel=pmap")
+def test_pmap_gives_the_same_update_as_shard_map(genviews_one_device, tmp_path, tfds_dir):
+    _train(tmp_path / "pmap", "configs/genviews.py:smoke", 4, "--config.parallel=pmap", *MIX,
+           tfds_dir=tfds_dir)
     _same(genviews_one_device, tmp_path / "pmap")
 
 
@@ -132,16 +142,6 @@ def real_one_device(tmp_path_factory, tfds_dir):
     workdir = tmp_path_factory.mktemp("r1") / "run"
     _train(workdir, "configs/real.py:smoke", 1, tfds_dir=tfds_dir)
     return workdir
-
-
-def test_mix_same_on_1_and_4_devices(tmp_path, tfds_dir):
-    # Half generated instances, half real images in each batch (data.source=mix): each
-    # position's source and keys depend on the position only, not on the device holding it
-    # (the real rows split over 4 devices of one process, too).
-    mix = ["--config.data.source=mix", "--config.data.mix_ratio=0.5"]
-    _train(tmp_path / "m1", "configs/genviews.py:smoke", 1, *mix, tfds_dir=tfds_dir)
-    _train(tmp_path / "m4", "configs/genviews.py:smoke", 4, *mix, tfds_dir=tfds_dir)
-    _same(tmp_path / "m1", tmp_path / "m4")
 
 
 def _free_port() -> int:
@@ -153,9 +153,9 @@ def _free_port() -> int:
 def test_two_processes_match_one_process(real_one_device, tmp_path, tfds_dir):
     """Real images through Grain on 4 devices in 2 processes: each process reads only its
     rows of every global batch, and the update is the 1-device one. (This is also the
-    1-vs-4-device check of real images: a separate one on 4 devices of one process cost
-    the suite 23 s more. Generated views use the same SPMD step, with per-process example
-    indices and no data to read; the genviews and mix tests cover them.)"""
+    1-vs-4-device check of real images in one process: a separate one cost the suite 23 s
+    more. Generated views use the same SPMD step, with per-process example indices and no
+    data to read; the mixed runs above cover them.)"""
     workdir = tmp_path / "mp"
     port = _free_port()
     procs = [subprocess.Popen(
