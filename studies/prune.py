@@ -1,4 +1,4 @@
-"""The noisy-label study of Prune4ReL on the embedded default (issue 8).
+"""The noisy-label study of Prune4ReL on the embedded default (issues 8 and 18).
 
     python -m studies.prune --encoder runs/quickstart/real_simclr --out results/prune4rel
 
@@ -16,6 +16,18 @@ Prune4ReL's embeddings and confidences (the max softmax of a probe fit on the
 whole noisy set) come from the same features. The greedy is stopped at the
 largest budget; smaller budgets are its prefixes (the greedy's first picks do not
 depend on when it stops). Writes results.json, results.md and results.png to OUT.
+
+With a learner, as the paper measures it (`run_learner`):
+
+    python -m studies.prune --learner elr --out runs/prune4rel_elr [--seeds 3] [--steps 250] \
+        [--warmup_steps 100] [--batch 128]
+
+per seed and noise rate, a selection model (configs/classifier.py's network with the
+cross-entropy, warmed up on the whole noisy set) gives Prune4ReL its embeddings (its
+encoder's features) and confidences (its max softmax); then a network trained end to end
+with ELR (or `--learner ce`) on each subset and on the whole noisy set is tested on the
+clean test labels. Rows are mean ± std over the seeds, which change the noise, the random
+subset and every network. Each subset and run stays in OUT/subsets/ and OUT/runs/.
 
 Pruning generated data before contrastive training:
 
@@ -43,13 +55,16 @@ import time
 
 import numpy as np
 
-from configs import genviews, quickstart
+from configs import classifier, genviews, quickstart
+from data import datasets
 from data import export as export_lib
 from data import subset as subset_lib
 from errors import ConfigError, UserError
 from evaluators import coreset, features, linear_probe, prune
 from studies import plots
 from studies import run as study
+from tasks.classifier import RESULT as CLASSIFIER_RESULT
+from tasks.classifier import ClassifierTask
 
 METHODS = ("prune4rel_self", "prune4rel_full", "random")
 
@@ -213,6 +228,114 @@ def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, 
     return results
 
 
+def classifier_config(subset: str, *, loss: str, steps: int, batch: int, seed: int, data_dir: str,
+                      max_train: int, smoke: bool = False):
+    """The learner (configs/classifier.py: the quickstart's ConvNet and a linear head, end to
+    end) on `subset`'s rows and noisy labels, `steps` × `batch`, with `loss` (ce | elr)."""
+    c = classifier.get_config("smoke" if smoke else None)
+    c.train.steps, c.train.batch_size = steps, batch
+    c.classifier.loss = loss
+    c.data.subset = os.path.abspath(subset) if subset else ""
+    c.data.data_dir = data_dir or ""
+    c.data.max_examples = max_train
+    c.seed = seed
+    return c
+
+
+def run_learner(out: str, *, dataset: str = "genviews_shapes", data_dir: str | None = None,
+                noise_rates=(0.2, 0.4), budgets=(0.1, 0.3, 0.5), seeds: int = 3, loss: str = "elr",
+                steps: int = 250, warmup_steps: int = 100, batch: int = 128, max_train: int = 0,
+                tau: float = 0.95, eta: float = 1.0, command: str = "", smoke: bool = False) -> dict:
+    """Prune4ReL as its paper measures it: per seed and noise rate, a selection model (the
+    learner's network with the cross-entropy, `warmup_steps` on the whole noisy set) gives
+    the embeddings (its encoder's features) and confidences (its max softmax); a learner
+    with `loss` (ELR by default) then trains on each subset, and on the whole noisy set,
+    and is tested on the clean test labels (its classifier.json). Rows: mean ± std over
+    `seeds`, which change the noise, the random subset and every network's init and order."""
+    study.validate(classifier_config("", loss=loss, steps=steps, batch=batch, seed=0,
+                                     data_dir=data_dir or "", max_train=max_train, smoke=smoke))
+    _same_arguments(out, {"dataset": dataset, "learner": loss, "steps": steps, "batch": batch,
+                          "warmup_steps": warmup_steps, "seeds": seeds, "max_train": max_train,
+                          "tau": tau, "eta": eta, "smoke": smoke})
+    start = time.time()
+    learner = classifier_config("", loss=loss, steps=steps, batch=batch, seed=0, data_dir=data_dir or "",
+                                max_train=max_train, smoke=smoke)
+    train = datasets.load(dataset, "train", image_size=learner.data.load_size or learner.data.image_size,
+                          data_dir=data_dir, max_examples=max_train)
+    n, num_classes = len(train.labels), train.num_classes
+    counts = {b: prune.budget_count(b, n) for b in budgets}
+
+    def learn(name, rows_idx, labels, seed, loss_name, learner_steps) -> str:
+        """Trains a classifier on rows `rows_idx` with `labels`; returns its run directory."""
+        subset = os.path.join(out, "subsets", name)
+        if not subset_lib.complete(subset):
+            subset_lib.write(subset, rows_idx, labels, {"dataset": dataset, "n": n,
+                                                        "budget": len(rows_idx), "study_row": name})
+        run_dir = os.path.join(out, "runs", name)
+        config = classifier_config(subset, loss=loss_name, steps=learner_steps, batch=batch, seed=seed,
+                                   data_dir=data_dir or "", max_train=max_train, smoke=smoke)
+        study.train_and_evaluate(config, run_dir, evaluate=False)
+        return run_dir
+
+    tested = {}
+
+    def top1(run_dir: str) -> float:  # the learner's top-1 on the clean test labels
+        with open(os.path.join(run_dir, CLASSIFIER_RESULT)) as f:
+            result = json.load(f)
+        tested["examples"] = result["examples"]
+        return result["test_top1"]
+
+    per_seed = []
+    for seed in range(seeds):
+        for rate in noise_rates:
+            noisy = prune.symmetric_noise(train.labels, rate, num_classes, seed) if rate else train.labels
+            clean = noisy == train.labels
+            every = np.arange(n)
+            tag = f"seed{seed}_noise{rate:g}"
+            warm = learn(f"{tag}_warmup", every, noisy, seed, "ce", warmup_steps)
+            selector, state = ClassifierTask.restore(warm)
+            x = prune.embeddings(features.load(warm).extract(train))
+            confidence = selector.probabilities(state, train.images).max(-1).astype(np.float64)
+            order = {"random": prune.random_subset(n, max(counts.values()), seed)}
+            for gain in ("self", "full"):
+                order[f"prune4rel_{gain}"] = np.asarray(coreset.prune4rel(
+                    x, confidence, noisy, max(counts.values()), tau=tau, eta=eta, balance=True, gain=gain))
+            per_seed.append({"seed": seed, "noise": rate, "budget": 1.0, "method": "whole set", "n": n,
+                             "clean_fraction": float(clean.mean()),
+                             "test_top1": top1(learn(f"{tag}_whole", every, noisy, seed, loss, steps))})
+            for b, count in counts.items():
+                for method in METHODS:
+                    kept = order[method][:count]
+                    run_dir = learn(f"{tag}_budget{b:g}_{method}", kept, noisy, seed, loss, steps)
+                    per_seed.append({"seed": seed, "noise": rate, "budget": b, "method": method,
+                                     "n": count, "clean_fraction": float(clean[kept].mean()),
+                                     "test_top1": top1(run_dir)})
+                    print(f"  seed {seed} noise {rate:g} budget {b:g} {method}: test top-1 "
+                          f"{per_seed[-1]['test_top1']:.2f}%", flush=True)
+    rows = []
+    for key in dict.fromkeys((r["noise"], r["budget"], r["method"]) for r in per_seed):
+        group = [r for r in per_seed if (r["noise"], r["budget"], r["method"]) == key]
+        values = [r["test_top1"] for r in group]
+        rows.append({"noise": key[0], "budget": key[1], "method": key[2], "n": group[0]["n"],
+                     "clean_fraction": float(np.mean([r["clean_fraction"] for r in group])),
+                     "test_top1": float(np.mean(values)),
+                     "test_top1_std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                     "seeds": values})
+    results = {
+        "command": command, "encoder": f"each seed's selection model (cross-entropy, {warmup_steps} "
+                                       "steps on the whole noisy set)",
+        "dataset": dataset, "title": f"Prune4ReL with a {loss.upper()} learner under symmetric label "
+                                     f"noise on {dataset}",
+        "num_train": n, "num_test": tested["examples"], "tau": tau, "eta": eta,
+        "seed": list(range(seeds)),
+        "classifier": f"a ConvNet and linear head trained end to end with {loss} on the subset "
+                      f"({steps} steps × {batch}; configs/classifier.py), tested on the clean test "
+                      f"labels; mean ± std over {seeds} seed(s)",
+        "rows": rows, "wall_s": time.time() - start}
+    _write(out, results)
+    return results
+
+
 def _write(out: str, results: dict) -> None:
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -230,7 +353,9 @@ def _write(out: str, results: dict) -> None:
              "and in brackets the fraction of the kept labels that are correct (%).", "",
              "| noise | budget | " + " | ".join(METHODS) + " | whole set |",
              "|---:|---:|" + "---:|" * (len(METHODS) + 1)]
-    cell = lambda r: f"{r['test_top1']:.2f} ({100 * r['clean_fraction']:.0f})"  # noqa: E731
+    def cell(r):
+        spread = f" ± {r['test_top1_std']:.2f}" if r.get("test_top1_std") is not None else ""
+        return f"{r['test_top1']:.2f}{spread} ({100 * r['clean_fraction']:.0f})"
     panels, hlines = {}, {}
     for rate in noise_rates:
         whole = next(r for r in rows if r["noise"] == rate and r["method"] == "whole set")
@@ -255,7 +380,8 @@ def _write(out: str, results: dict) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m studies.prune", description=__doc__.split("\n")[0])
-    p.add_argument("--encoder", required=True, help="run directory of the encoder whose features are used")
+    p.add_argument("--encoder", default="", help="run directory of the encoder whose features are "
+                   "used (not with --learner)")
     p.add_argument("--out", required=True, help="output directory (results.md, results.json, results.png)")
     p.add_argument("--dataset", default="genviews_shapes")
     p.add_argument("--data_dir", default=None, help="TFDS data_dir (default: the encoder run's)")
@@ -271,6 +397,10 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=150, help="--export: encoder steps per subset")
     p.add_argument("--batch", type=int, default=128, help="--export: instances per step")
     p.add_argument("--loss", default="supcon", help="--export: contrastive loss of the encoders")
+    p.add_argument("--learner", default="", help="ce | elr: train a network with this loss on each "
+                   "subset, selected by a network warmed up on the whole noisy set (no --encoder)")
+    p.add_argument("--warmup_steps", type=int, default=100, help="--learner: the selection model's steps")
+    p.add_argument("--seeds", type=int, default=3, help="--learner: seeds (noise, subsets, networks)")
     a = p.parse_args(argv)
     command = "python -m studies.prune " + " ".join(
         shlex.quote(v) for v in (sys.argv[1:] if argv is None else argv))
@@ -281,7 +411,15 @@ def main(argv=None) -> None:
         noise_rates = _floats(a.noise, "noise")
         if any(not 0 <= r < 1 for r in noise_rates):
             raise UserError(f"--noise={a.noise}: rates in [0, 1)")
-        if a.export:
+        if not a.learner and not a.encoder:
+            raise UserError("--encoder names the run whose features select (or --learner trains "
+                            "its own selection model)")
+        if a.learner:
+            run_learner(a.out, dataset=a.dataset, data_dir=a.data_dir, noise_rates=noise_rates,
+                        budgets=budgets, seeds=a.seeds, loss=a.learner, steps=a.steps,
+                        warmup_steps=a.warmup_steps, batch=a.batch, max_train=a.max_train, tau=a.tau,
+                        eta=a.eta, command=command)
+        elif a.export:
             run_generated(a.encoder, a.export, a.out, steps=a.steps, batch=a.batch, loss=a.loss,
                           noise_rates=noise_rates, budgets=budgets, seed=a.seed, tau=a.tau, eta=a.eta,
                           command=command)

@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import losses
-from data import datasets, pipeline, pixel, subset, views
+from configs import common
+from data import datasets, pipeline, pixel, rundir, subset, views
 from models import encoders
 from tasks.contrastive import make_optimizer, pixel_config
 from tasks.parallel import AXIS
@@ -135,8 +136,9 @@ class ClassifierTask:
                                     process_count=process_count, workers=c.data.workers,
                                     with_rows=True)
 
-    def predict(self, state: TrainState, images: np.ndarray, batch: int = 500) -> np.ndarray:
-        """The classifier's classes of uint8 images (centre crop, no augmentation)."""
+    def probabilities(self, state: TrainState, images: np.ndarray, batch: int = 500) -> np.ndarray:
+        """The classifier's class probabilities (n, C) of uint8 images (centre crop, no
+        augmentation, BatchNorm's running statistics)."""
         c = self.config
         stats = {k: v for k, v in state.batch_stats.items() if k != "elr_targets"}
         variables = {"params": state.params, "batch_stats": stats}
@@ -145,10 +147,25 @@ class ClassifierTask:
         def classify(x):
             x = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(
                 x.astype(jnp.float32) / 255.0) * 2.0 - 1.0
-            return jnp.argmax(self.model.apply(variables, x, train=False), -1)
+            return jax.nn.softmax(self.model.apply(variables, x, train=False).astype(jnp.float32), -1)
 
         return np.concatenate([np.asarray(classify(images[i:i + batch]))
                                for i in range(0, len(images), batch)])
+
+    def predict(self, state: TrainState, images: np.ndarray) -> np.ndarray:
+        """The classifier's classes of uint8 images (`probabilities`' argmax)."""
+        return np.argmax(self.probabilities(state, images), -1)
+
+    @classmethod
+    def restore(cls, workdir: str) -> tuple[ClassifierTask, TrainState]:
+        """The task and the latest state of the finished classifier run in `workdir`."""
+        config = common.upgrade(rundir.read_config(workdir))
+        manager = rundir.checkpoints(workdir)
+        restored, step = rundir.restore_latest_on_one_device(manager)
+        manager.close()
+        state = TrainState(step=step, params=restored["params"],
+                           batch_stats=restored["batch_stats"], opt_state=None)
+        return cls(config), state
 
     def finish(self, state: TrainState, workdir: str) -> None:
         """DIR/classifier.json: top-1 (%) on the clean labels of data.name's eval.test_split."""
