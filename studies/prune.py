@@ -252,14 +252,13 @@ def run_learner(out: str, *, dataset: str = "genviews_shapes", data_dir: str | N
     with `loss` (ELR by default) then trains on each subset, and on the whole noisy set,
     and is tested on the clean test labels (its classifier.json). Rows: mean ± std over
     `seeds`, which change the noise, the random subset and every network's init and order."""
-    study.validate(classifier_config("", loss=loss, steps=steps, batch=batch, seed=0,
-                                     data_dir=data_dir or "", max_train=max_train, smoke=smoke))
+    learner = classifier_config("", loss=loss, steps=steps, batch=batch, seed=0, data_dir=data_dir or "",
+                                max_train=max_train, smoke=smoke)
+    study.validate(learner)
     _same_arguments(out, {"dataset": dataset, "learner": loss, "steps": steps, "batch": batch,
                           "warmup_steps": warmup_steps, "seeds": seeds, "max_train": max_train,
                           "tau": tau, "eta": eta, "smoke": smoke})
     start = time.time()
-    learner = classifier_config("", loss=loss, steps=steps, batch=batch, seed=0, data_dir=data_dir or "",
-                                max_train=max_train, smoke=smoke)
     train = datasets.load(dataset, "train", image_size=learner.data.load_size or learner.data.image_size,
                           data_dir=data_dir, max_examples=max_train)
     n, num_classes = len(train.labels), train.num_classes

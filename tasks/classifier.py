@@ -30,10 +30,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import losses
-from configs import common
 from data import datasets, pipeline, pixel, rundir, subset, views
+from evaluators import features
 from models import encoders
 from tasks.contrastive import make_optimizer, pixel_config
 from tasks.parallel import AXIS
@@ -41,6 +42,11 @@ from tasks.state import TrainState
 
 LOSSES = ("ce", "elr")
 RESULT = "classifier.json"  # finish(): the classifier's top-1 on the clean test labels
+
+
+def _norm_stats(state: TrainState) -> dict:
+    """BatchNorm's statistics of the state, without ELR's targets (kept beside them)."""
+    return {k: v for k, v in state.batch_stats.items() if k != "elr_targets"}
 
 
 class Classifier(nn.Module):
@@ -99,7 +105,7 @@ class ClassifierTask:
         x = self.views(state.step, batch["index"], batch["image"])
         labels, rows = batch["label"], batch["row"]
         total = x.shape[0] * jax.lax.psum(1, AXIS)
-        stats = {k: v for k, v in state.batch_stats.items() if k != "elr_targets"}
+        stats = _norm_stats(state)
         elr = c.classifier.loss == "elr"
         targets = state.batch_stats["elr_targets"] if elr else None
 
@@ -121,7 +127,7 @@ class ClassifierTask:
         grads, (new_stats, new_rows, aux) = jax.grad(loss_fn, has_aux=True)(state.params)
         grads = jax.lax.psum(grads, AXIS)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-        params = jax.tree.map(lambda p, u: p + u, state.params, updates)
+        params = optax.apply_updates(state.params, updates)
         new_stats = dict(new_stats)
         if elr:  # every device's rows, summed over devices
             delta = jnp.zeros_like(targets).at[rows].add(new_rows - targets[rows])
@@ -140,7 +146,7 @@ class ClassifierTask:
         """The classifier's class probabilities (n, C) of uint8 images (centre crop, no
         augmentation, BatchNorm's running statistics)."""
         c = self.config
-        stats = {k: v for k, v in state.batch_stats.items() if k != "elr_targets"}
+        stats = _norm_stats(state)
         variables = {"params": state.params, "batch_stats": stats}
 
         @jax.jit
@@ -159,7 +165,7 @@ class ClassifierTask:
     @classmethod
     def restore(cls, workdir: str) -> tuple[ClassifierTask, TrainState]:
         """The task and the latest state of the finished classifier run in `workdir`."""
-        config = common.upgrade(rundir.read_config(workdir))
+        config = features.load_config(workdir)
         manager = rundir.checkpoints(workdir)
         restored, step = rundir.restore_latest_on_one_device(manager)
         manager.close()
