@@ -168,6 +168,12 @@ def write(workdir: str, config, results: dict) -> None:
         m, r = by_kind["mix"], by_kind["real"]
         lines.append(f"\nBest mixed encoder on validation top-1 ({m['run']}) against real images "
                      f"alone ({r['run']}): {reading(m, r)}.")
+    if {"forward_forward", "real"} <= by_kind.keys():
+        f, r = by_kind["forward_forward"], by_kind["real"]
+        lines.append(f"\nBest Forward-Forward encoder on validation top-1 ({f['run']}) against "
+                     f"backprop on real images ({r['run']}): {reading(f, r)}.")
+        if "random" in by_kind:
+            lines.append(f"Against the random encoder: {reading(f, by_kind['random'])}.")
     lines += _fidelity_table(rows, x_label if swept else "σ")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(workdir, "results.md"), "w") as f:

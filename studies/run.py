@@ -1,7 +1,7 @@
 """Studies: configs that list runs, train and evaluate each, and compare them.
 
 A study config has a `study` field (its title), `runs` (name → an experiment
-config) and `kinds` (name → "generated" | "real" | "mix" | "random" for encoders that are
+config) and `kinds` (name → "generated" | "real" | "mix" | "forward_forward" | "random" for encoders that are
 probed, "" for runs that are not, like a generator). A run may name another
 run's directory with "@NAME" in the keys of REFERENCES (e.g.
 generator.checkpoint="@generator", views.walks="@walks"): that run is trained

@@ -17,7 +17,8 @@ from studies import run as study
 from tasks.contrastive import ContrastiveTask
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STUDIES = ["studies.ablation", "studies.anchors", "studies.genreal", "studies.mix", "quickstart",
+STUDIES = ["studies.ablation", "studies.anchors", "studies.forward_forward", "studies.genreal",
+           "studies.mix", "quickstart",
            "paper.imagenet100_table"]
 RUNS = ["paper.imagenet100_real", "paper.imagenet100_biggan_supcon",
         "paper.imagenet100_bigbigan_simclr"]

@@ -22,6 +22,7 @@ import os
 import ml_collections
 
 from configs import common, genviews, quickstart, real
+from configs import forward_forward as forward_forward_run  # not the study of that name
 
 DEFAULTS = {"smoke": False, "steps": quickstart.STEPS, "batch": quickstart.BATCH,
             "generator": common.SHIPPED_GENERATOR, "walks": "", "seeds": 3}
@@ -75,6 +76,23 @@ class Study:
         cfg.views.pixel_strength_real = pixel_strength_real
         cfg.views.pixel_strength_generated = pixel_strength_generated
         self.config.kinds[name] = "mix"
+        return cfg
+
+    def forward_forward(self, name: str, *, positive: str = "real", negative: str = "generated"):
+        """A Forward-Forward run (configs/forward_forward.py: its encoder, without BatchNorm, and
+        Adam) at the study's budget and probe, on the study's generator."""
+        cfg = forward_forward_run.get_config("smoke" if self.smoke else None)
+        if not self.smoke:
+            cfg.generator.checkpoint = os.path.abspath(self.options["generator"])
+            cfg.train.steps = self.options["steps"]
+            cfg.train.batch_size = self.options["batch"]
+            cfg.train.log_every = 50
+            cfg.train.ckpt_every = 200
+            cfg.eval.max_train = 10000
+        cfg.ff.positive = positive
+        cfg.ff.negative = negative
+        self.config.runs[name] = cfg
+        self.config.kinds[name] = "forward_forward"
         return cfg
 
     def real(self, name: str, *, loss: str = "ntxent", steps: int | None = None):
