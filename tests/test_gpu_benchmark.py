@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_gpu_benchmark_smoke(tmp_path):
     out = tmp_path / "gpu.json"
-    result = subprocess.run([sys.executable, "benchmarks/gpu.py", "--smoke", "--steps", "2",
+    result = subprocess.run([sys.executable, "benchmarks/gpu.py", "--smoke", "--steps", "1",
                              "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
