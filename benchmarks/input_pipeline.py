@@ -58,8 +58,7 @@ def main(argv) -> None:
     c.data.source = "real"
     batch = c.train.batch_size
     size = c.data.load_size or c.data.image_size
-    found = datasets.source(c.data.name, c.data.split, image_size=size, data_dir=c.data.data_dir,
-                            max_examples=c.data.max_examples)
+    found = datasets.training_source(c.data)
     rows = []
 
     def report(row):

@@ -334,6 +334,16 @@ def _imagenet100(base: TfdsSource, label_names: list[str]) -> Rows:
     return Rows(base, keep, labels=new[keep], num_classes=len(index))
 
 
+def training_source(data, image_size: int | None = None):
+    """The training images a run's `data` config names: data.name's data.split, at
+    data.load_size (or data.image_size; `image_size` overrides both), its first
+    data.max_examples, from data.data_dir (see source)."""
+    if image_size is None:
+        image_size = data.load_size or data.image_size
+    return source(data.name, data.split, image_size=image_size, data_dir=data.data_dir,
+                  max_examples=data.max_examples)
+
+
 def source(name: str, split: str, *, image_size: int, data_dir: str = "", max_examples: int = 0):
     """Split `split` of dataset `name` as a random-access source at `image_size` (module doc):
     `len`, `read(rows)` -> {"image", "label"}, `labels`, `num_classes`, `name`, `split`.

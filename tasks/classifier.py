@@ -62,9 +62,7 @@ class ClassifierTask:
     def __init__(self, config):
         c = self.config = config
         self.frozen = {}
-        self.dataset = datasets.source(c.data.name, c.data.split,
-                                       image_size=c.data.load_size or c.data.image_size,
-                                       data_dir=c.data.data_dir, max_examples=c.data.max_examples)
+        self.dataset = datasets.training_source(c.data)
         if c.data.subset:
             self.dataset = subset.apply(self.dataset, c.data.subset)
         self.num_classes = self.dataset.num_classes

@@ -160,10 +160,7 @@ class ContrastiveTask:
             num_classes = self.dataset.num_classes
             self.z_dim = export.require(c.data.source)["z_dim"]
         elif c.data.source in ("real", "mix"):
-            self.dataset = datasets.source(c.data.name, c.data.split,
-                                           image_size=0 if self.host_crop else (
-                                               c.data.load_size or c.data.image_size),
-                                         data_dir=c.data.data_dir, max_examples=c.data.max_examples)
+            self.dataset = datasets.training_source(c.data, 0 if self.host_crop else None)
             if self.mix and self.dataset.num_classes != self.generator.num_classes:
                 raise ConfigError(f"data.source=mix: the generator draws "
                                   f"{self.generator.num_classes} classes, {c.data.name} has "

@@ -88,9 +88,7 @@ class ForwardForwardTask:
                                   "generator of at least 2 classes")
         self.dataset = None
         if c.ff.positive == "real":
-            self.dataset = datasets.source(c.data.name, c.data.split,
-                                           image_size=c.data.load_size or c.data.image_size,
-                                           data_dir=c.data.data_dir, max_examples=c.data.max_examples)
+            self.dataset = datasets.training_source(c.data)
         self.num_classes = (self.generator.num_classes if self.generator is not None
                             else self.dataset.num_classes)
         if (c.ff.negative == "wrong_label" and self.dataset is not None

@@ -71,8 +71,7 @@ class GeneratorTask:
             raise ConfigError(f"config key generator.family: only 'dcgan' and 'resnet' can be "
                               f"pretrained here, got {c.generator.family!r} (convert others with "
                               "models.convert)")
-        self.dataset = datasets.source(c.data.name, c.data.split, image_size=c.generator.resolution,
-                                     data_dir=c.data.data_dir, max_examples=c.data.max_examples)
+        self.dataset = datasets.training_source(c.data, c.generator.resolution)
         num_classes = self.dataset.num_classes if c.generator.num_classes else 0
         self.hparams = {"z_dim": c.generator.z_dim, "num_classes": num_classes,
                         "resolution": c.generator.resolution, "width": c.generator.width}
