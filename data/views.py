@@ -164,6 +164,15 @@ def instances(keys: jax.Array, spec: ViewSpec, *, z_dim: int, num_classes: int) 
                                      num_classes=num_classes))(keys)
 
 
+def anchors(keys: jax.Array, *, z_dim: int, num_classes: int,
+            truncation: float) -> tuple[jax.Array, jax.Array]:
+    """One anchor per example key, with no views: its latent and class, as `instances`
+    draws them (the generator's own samples, for tasks that need no views of them)."""
+    spec = ViewSpec(kind="none", num_views=1, truncation=truncation)
+    inst = instances(keys, spec, z_dim=z_dim, num_classes=num_classes)
+    return inst["anchor"], inst["label"]
+
+
 def pool_index(keys: jax.Array, num_anchors: int) -> jax.Array:
     """Which of `num_anchors` pool instances (0 … N-1) each example key draws."""
     return jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(k, 2), (), 0, num_anchors))(keys)

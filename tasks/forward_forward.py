@@ -119,10 +119,10 @@ class ForwardForwardTask:
         """Generator samples (b, S, S, 3) in [0, 1] and their classes, one per key (classes
         drawn from the keys unless given)."""
         c, g = self.config, self.generator
-        spec = views.ViewSpec(kind="none", num_views=1, truncation=c.generator.truncation)
-        inst = views.instances(keys, spec, z_dim=g.z_dim, num_classes=g.num_classes)
-        y = inst["label"] if classes is None else classes
-        images = views.to_unit(g.apply(frozen["generator"], inst["anchor"], y, c.generator.truncation))
+        z, y = views.anchors(keys, z_dim=g.z_dim, num_classes=g.num_classes,
+                             truncation=c.generator.truncation)
+        y = y if classes is None else classes
+        images = views.to_unit(g.apply(frozen["generator"], z, y, c.generator.truncation))
         images = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(images)
         return images, y
 

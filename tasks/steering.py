@@ -57,12 +57,11 @@ class SteeringTask:
     def anchors(self, keys: jax.Array) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
         """Each example's anchor latent, class and random step per walk, from its key."""
         c, g = self.config, self.generator
-        spec = views.ViewSpec(kind="none", num_views=1, truncation=c.generator.truncation)
-        inst = jax.vmap(lambda k: views.sample(
-            jax.random.fold_in(k, 0), spec, z_dim=g.z_dim, num_classes=g.num_classes))(keys)
+        z, y = views.anchors(keys, z_dim=g.z_dim, num_classes=g.num_classes,
+                             truncation=c.generator.truncation)
         steps = jax.vmap(lambda k: walks_lib.sample_steps(
             jax.random.fold_in(k, 1), self.names, self.ranges))(keys)
-        return inst["anchor"], inst["label"], steps
+        return z, y, steps
 
     def losses(self, directions, z, y, steps, axis_name: str | None = None,
                frozen: dict | None = None) -> dict[str, jax.Array]:
