@@ -8,13 +8,16 @@ size (XLA's memory analysis: generated code, arguments, temporaries), and the sp
 `--steps` steps of that executable. Uses the same task, runner and host batches as the
 training loop (tasks/loop.py). `--fold_frozen` compiles the task's frozen inputs (a
 generator's parameters) into the program as constants instead of passing them as an
-argument, as genviews did until commit 22c2ff1: the two compared.
+argument, as genviews did until commit 22c2ff1: the two compared. For generated views
+(data.source=generator) it also times the views alone (the task's make_views, jitted,
+images only), alternated with blocking calls of the step, and prints their share of it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -55,6 +58,9 @@ def main(argv) -> None:
         state, metrics = compiled(state, runner.put_batch(next(batches)), runner.frozen)
     jax.block_until_ready(metrics)
     seconds = time.time() - start
+    views = {}
+    if config.task == "contrastive" and config.data.source == "generator":
+        views = _views_share(task, runner, compiled, state, batch)
     mb = lambda name: round(getattr(memory, name, 0) / 2**20, 1) if memory else None  # noqa: E731
     print(json.dumps({
         "config": sys.argv[sys.argv.index("--config") + 1] if "--config" in sys.argv else "",
@@ -63,7 +69,28 @@ def main(argv) -> None:
         "compile_s": round(compile_s, 2), "code_mb": mb("generated_code_size_in_bytes"),
         "argument_mb": mb("argument_size_in_bytes"), "temp_mb": mb("temp_size_in_bytes"),
         "steps_per_s": round(_STEPS.value / seconds, 3),
-        "examples_per_s": round(_STEPS.value * config.train.batch_size / seconds, 1)}))
+        "examples_per_s": round(_STEPS.value * config.train.batch_size / seconds, 1), **views}))
+
+
+def _views_share(task, runner, compiled, state, batch) -> dict:
+    """Median seconds of the views alone and of the whole step (each call blocking),
+    alternated over --steps calls, and the views' share of the step."""
+    import jax.numpy as jnp
+
+    index = jnp.asarray(next(task.batches(0))["index"])
+    make = jax.jit(lambda frozen, index: task.make_views(0, index, frozen=frozen)["image"])
+    jax.block_until_ready(make(runner.frozen, index))
+    views_s, step_s = [], []
+    for _ in range(_STEPS.value):
+        start = time.perf_counter()
+        jax.block_until_ready(make(runner.frozen, index))
+        views_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        state, metrics = compiled(state, batch, runner.frozen)  # the state is donated
+        jax.block_until_ready(metrics)
+        step_s.append(time.perf_counter() - start)
+    v, s = statistics.median(views_s), statistics.median(step_s)
+    return {"views_s": round(v, 4), "step_s": round(s, 4), "views_share": round(v / s, 3)}
 
 
 if __name__ == "__main__":
