@@ -388,13 +388,15 @@ def main(argv=None) -> None:
     p.add_argument("--budgets", default="0.1,0.3,0.5", help="fractions of train kept")
     p.add_argument("--max_train", type=int, default=0, help=">0: only the first train examples")
     p.add_argument("--max_test", type=int, default=0, help=">0: only the first test examples")
-    p.add_argument("--seed", type=int, default=0, help="noise, random subsets and probe splits")
+    p.add_argument("--seed", type=int, default=0, help="noise, random subsets and probe splits "
+                   "(--learner: --seeds)")
     p.add_argument("--tau", type=float, default=0.95)
     p.add_argument("--eta", type=float, default=1.0)
     p.add_argument("--export", default="", help="an export of generated views: prune it, then train "
                    "an encoder on each subset (the learner) instead of a linear classifier")
-    p.add_argument("--steps", type=int, default=150, help="--export: encoder steps per subset")
-    p.add_argument("--batch", type=int, default=128, help="--export: instances per step")
+    p.add_argument("--steps", type=int, default=None, help="--export: encoder steps per subset "
+                   "(default 150); --learner: the learner's steps per subset (default 250)")
+    p.add_argument("--batch", type=int, default=128, help="--export, --learner: instances per step")
     p.add_argument("--loss", default="supcon", help="--export: contrastive loss of the encoders")
     p.add_argument("--learner", default="", help="ce | elr: train a network with this loss on each "
                    "subset, selected by a network warmed up on the whole noisy set (no --encoder)")
@@ -410,16 +412,20 @@ def main(argv=None) -> None:
         noise_rates = _floats(a.noise, "noise")
         if any(not 0 <= r < 1 for r in noise_rates):
             raise UserError(f"--noise={a.noise}: rates in [0, 1)")
+        if a.learner and (a.encoder or a.export):
+            raise UserError("--learner trains its own selection model on the noisy labels: "
+                            "drop --encoder and --export")
         if not a.learner and not a.encoder:
             raise UserError("--encoder names the run whose features select (or --learner trains "
                             "its own selection model)")
+        steps = a.steps if a.steps is not None else (250 if a.learner else 150)
         if a.learner:
             run_learner(a.out, dataset=a.dataset, data_dir=a.data_dir, noise_rates=noise_rates,
-                        budgets=budgets, seeds=a.seeds, loss=a.learner, steps=a.steps,
+                        budgets=budgets, seeds=a.seeds, loss=a.learner, steps=steps,
                         warmup_steps=a.warmup_steps, batch=a.batch, max_train=a.max_train, tau=a.tau,
                         eta=a.eta, command=command)
         elif a.export:
-            run_generated(a.encoder, a.export, a.out, steps=a.steps, batch=a.batch, loss=a.loss,
+            run_generated(a.encoder, a.export, a.out, steps=steps, batch=a.batch, loss=a.loss,
                           noise_rates=noise_rates, budgets=budgets, seed=a.seed, tau=a.tau, eta=a.eta,
                           command=command)
         else:

@@ -81,8 +81,9 @@ class ClassifierTask:
                 jnp.zeros((1, 1, s, s, 3)))
             variables = jax.tree.map(lambda v: v[0], variables)
             stats = dict(variables["batch_stats"])
-            if self.config.classifier.loss == "elr":  # uniform until an example is first drawn
-                stats["elr_targets"] = jnp.full((n, self.num_classes), 1.0 / self.num_classes)
+            if self.config.classifier.loss == "elr":  # zeros, as in Liu et al.'s code: a row's
+                # first visit sets its target to (1 − β)·p̂
+                stats["elr_targets"] = jnp.zeros((n, self.num_classes), jnp.float32)
             return TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                               batch_stats=stats, opt_state=self.tx.init(variables["params"]))
 
@@ -127,9 +128,13 @@ class ClassifierTask:
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_stats = dict(new_stats)
-        if elr:  # every device's rows, summed over devices
+        if elr:  # every device's rows; a row drawn k times in the global batch (a subset
+            # smaller than the batch, an epoch's end) moves by the mean of its k updates, which
+            # keeps its target a probability vector whatever k and the device count
             delta = jnp.zeros_like(targets).at[rows].add(new_rows - targets[rows])
-            new_stats["elr_targets"] = targets + jax.lax.psum(delta, AXIS)
+            count = jnp.zeros(targets.shape[:1], jnp.float32).at[rows].add(1.0)
+            delta, count = jax.lax.psum((delta, count), AXIS)
+            new_stats["elr_targets"] = targets + delta / jnp.maximum(count, 1.0)[:, None]
         return TrainState(step=state.step + 1, params=params, batch_stats=new_stats,
                           opt_state=opt_state), jax.lax.psum(aux, AXIS)
 

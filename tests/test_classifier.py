@@ -36,15 +36,34 @@ def test_elr_targets_move_towards_the_predictions_of_the_rows_drawn(tfds_dir):
     logits = _batch_logits(task, state, batch)
     new, _ = runner(runner.put_state(state), runner.put_batch(batch))
     targets = np.asarray(jax.device_get(runner.get_state(new)).batch_stats["elr_targets"])
-    c = task.num_classes
     p = np.exp(logits - logits.max(-1, keepdims=True))
     p = np.clip(p / p.sum(-1, keepdims=True), 1e-4, 1 - 1e-4)
-    want = 0.7 / c + 0.3 * p / p.sum(-1, keepdims=True)  # from the uniform start
+    want = 0.3 * p / p.sum(-1, keepdims=True)  # from the zero start: (1 − β)·p̂
     rows = batch["row"]
     assert len(set(rows.tolist())) == len(rows)
     np.testing.assert_allclose(targets[rows], want, rtol=1e-4, atol=1e-6)
     others = np.setdiff1d(np.arange(len(targets)), rows)
-    np.testing.assert_array_equal(targets[others], np.full((len(others), c), 1.0 / c, np.float32))
+    np.testing.assert_array_equal(targets[others], 0.0)
+
+
+def test_a_row_drawn_twice_moves_by_the_mean_of_its_two_updates(tfds_dir):
+    # Two views of one example in a batch (a subset smaller than the batch): summing both
+    # updates would leave the simplex; their mean stays on it.
+    config, task = _task(tfds_dir, "elr")
+    runner = Runner(task.step, config.parallel, task.frozen)
+    state = jax.device_get(task.init_state())
+    batch = dict(next(task.batches(0)))
+    batch["row"] = np.asarray(batch["row"]).copy()
+    batch["row"][1:4] = batch["row"][0]  # row 0 drawn 4 times, with 4 different images
+    state.batch_stats["elr_targets"] = jnp.full_like(state.batch_stats["elr_targets"], 0.1)
+    logits = _batch_logits(task, state, batch)
+    new, _ = runner(runner.put_state(state), runner.put_batch(batch))
+    targets = np.asarray(jax.device_get(runner.get_state(new)).batch_stats["elr_targets"])
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p = np.clip(p / p.sum(-1, keepdims=True), 1e-4, 1 - 1e-4)
+    updates = 0.7 * 0.1 + 0.3 * p / p.sum(-1, keepdims=True)
+    np.testing.assert_allclose(targets[batch["row"][0]], updates[:4].mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(targets[batch["row"][0]].sum(), 1.0, rtol=1e-5)
 
 
 def test_a_step_lowers_the_loss_of_its_batch(tfds_dir):

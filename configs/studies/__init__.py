@@ -78,9 +78,11 @@ class Study:
         self.config.kinds[name] = "mix"
         return cfg
 
-    def forward_forward(self, name: str, *, positive: str = "real", negative: str = "generated"):
+    def forward_forward(self, name: str, *, positive: str = "real", negative: str = "generated",
+                        steps: int | None = None):
         """A Forward-Forward run (configs/forward_forward.py: its encoder, without BatchNorm, and
-        Adam) at the study's budget and probe, on the study's generator."""
+        Adam) at the study's budget and probe, on the study's generator (`steps=0`: that
+        encoder untrained, the random baseline of its architecture)."""
         cfg = forward_forward_run.get_config("smoke" if self.smoke else None)
         if not self.smoke:
             cfg.generator.checkpoint = os.path.abspath(self.options["generator"])
@@ -91,8 +93,10 @@ class Study:
             cfg.eval.max_train = 10000
         cfg.ff.positive = positive
         cfg.ff.negative = negative
+        if steps is not None:
+            cfg.train.steps = steps
         self.config.runs[name] = cfg
-        self.config.kinds[name] = "forward_forward"
+        self.config.kinds[name] = "random" if steps == 0 else "forward_forward"
         return cfg
 
     def real(self, name: str, *, loss: str = "ntxent", steps: int | None = None):
