@@ -75,7 +75,7 @@ class Study:
         cfg.data.mix_ratio = ratio
         cfg.views.pixel_strength_real = pixel_strength_real
         cfg.views.pixel_strength_generated = pixel_strength_generated
-        self.config.kinds[name] = "mix"
+        self.config.kinds[name] = "generated" if ratio == 1 else "mix"  # r = 1 mixes nothing
         return cfg
 
     def forward_forward(self, name: str, *, positive: str = "real", negative: str = "generated",
