@@ -114,6 +114,18 @@ def centre_crop(image: jax.Array, out_size: int) -> jax.Array:
     return crop_and_resize(image, (h - side) / 2, (w - side) / 2, side, side, out_size)
 
 
+def eval_view(image: jax.Array, image_size: int, load_size: int) -> jax.Array:
+    """The evaluation view, Resize + CenterCrop as torchvision evaluates: the shorter side resized to
+    `load_size`, then the central image_size square. Real images arrive already at
+    load_size (datasets.load), so only images of another size (a generator's, say) are
+    resized: every image reaches the encoder through this one preprocessing."""
+    if min(image.shape[:2]) != load_size:
+        image = centre_crop(image, load_size)
+    h, w = image.shape[:2]
+    top, left = (h - image_size) // 2, (w - image_size) // 2
+    return image[top:top + image_size, left:left + image_size]
+
+
 def _rgb_to_hsv(rgb):
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     v = jnp.max(rgb, -1)

@@ -57,18 +57,6 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False,
     return encoder, variables, step
 
 
-def _centre(image: jax.Array, image_size: int, load_size: int) -> jax.Array:
-    """Resize + CenterCrop, as torchvision evaluates: the shorter side resized to
-    `load_size`, then the central image_size square. Real images arrive already at
-    load_size (datasets.load), so only images of another size (a generator's, say) are
-    resized: every image reaches the encoder through this one preprocessing."""
-    if min(image.shape[:2]) != load_size:
-        image = pixel.centre_crop(image, load_size)
-    h, w = image.shape[:2]
-    top, left = (h - image_size) // 2, (w - image_size) // 2
-    return image[top:top + image_size, left:left + image_size]
-
-
 def local_rows() -> jax.sharding.NamedSharding:
     """Arrays split by rows (their leading axis) over this process's devices: how the
     evaluators spread a batch of images or a matrix of features."""
@@ -83,7 +71,7 @@ def _encode(encoder, variables, images01: jax.Array) -> jax.Array:
 def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
             load_size: int = 0, workers: int = -1) -> np.ndarray:
     """Features (N, d) of uint8 images of any size, resized to `load_size` (0: image_size)
-    and centre-cropped to image_size (`_centre`).
+    and centre-cropped to image_size (`pixel.eval_view`).
 
     `images` is an array, or a source of data.datasets streamed in order by Grain
     (`pipeline.in_order`, `workers` processes): only the batches in flight are in host
@@ -108,7 +96,7 @@ def extract(encoder, variables, images, image_size: int, batch_size: int = 1000,
     def apply(batch):
         x = batch.astype(jnp.float32) / 255.0
         return _encode(encoder, variables,
-                       jax.vmap(lambda im: _centre(im, image_size, load_size))(x))
+                       jax.vmap(lambda im: pixel.eval_view(im, image_size, load_size))(x))
 
     out = []
     for batch in pipeline.in_order(images, batch_size, workers=workers):

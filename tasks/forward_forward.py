@@ -135,7 +135,8 @@ class ForwardForwardTask:
         pos_keys, neg_keys, mask_keys = (jax.vmap(lambda k, i=i: jax.random.fold_in(k, i))(keys)
                                          for i in (1, 2, 3))
         if c.ff.positive == "real":
-            pos = jax.vmap(lambda im: pixel.centre_crop(im, c.data.image_size))(
+            size, load = c.data.image_size, c.data.load_size or c.data.image_size
+            pos = jax.vmap(lambda im: pixel.eval_view(im, size, load))(  # what eval.py probes
                 jnp.asarray(image).astype(jnp.float32) / 255.0)
         else:
             pos, label = self._sample(pos_keys, frozen)
