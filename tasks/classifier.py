@@ -128,13 +128,14 @@ class ClassifierTask:
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_stats = dict(new_stats)
-        if elr:  # every device's rows; a row drawn k times in the global batch (a subset
-            # smaller than the batch, an epoch's end) moves by the mean of its k updates, which
-            # keeps its target a probability vector whatever k and the device count
-            delta = jnp.zeros_like(targets).at[rows].add(new_rows - targets[rows])
-            count = jnp.zeros(targets.shape[:1], jnp.float32).at[rows].add(1.0)
-            delta, count = jax.lax.psum((delta, count), AXIS)
-            new_stats["elr_targets"] = targets + delta / jnp.maximum(count, 1.0)[:, None]
+        if elr:  # every device's rows (gathered: B rows, not the N × C table, cross devices);
+            # a row drawn k times in the global batch (a subset smaller than the batch, an
+            # epoch's end) moves by the mean of its k updates, which keeps its target a
+            # probability vector whatever k and the device count
+            all_rows = jax.lax.all_gather(rows, AXIS, tiled=True)
+            delta = jax.lax.all_gather(new_rows - targets[rows], AXIS, tiled=True)
+            k = (all_rows[:, None] == all_rows[None, :]).sum(1).astype(jnp.float32)
+            new_stats["elr_targets"] = targets.at[all_rows].add(delta / k[:, None])
         return TrainState(step=state.step + 1, params=params, batch_stats=new_stats,
                           opt_state=opt_state), jax.lax.psum(aux, AXIS)
 
