@@ -2,9 +2,9 @@
 
 Each file is a study config (see studies/run.py), run as
 
-    python train.py --config configs/studies/NAME.py[:ARGS] --workdir results/NAME
+    python train.py --config configs/studies/NAME.py[:ARGS] --workdir runs/NAME
 
-ARGS (comma-separated): `smoke` (seconds per run, a small random generator),
+ARGS (comma-separated): `smoke` (seconds per run: smoke-scale encoders on the shipped generator),
 `steps=N` and `batch=N` (encoder budget of every run; default the quickstart's
 250 × 128), `seeds=N` (seeds per run, default 3; rows are mean ± std),
 `generator=DIR` (default the shipped pretrained/genviews_shapes), `walks=DIR`
@@ -47,7 +47,7 @@ class Study:
                   num_views: int = 2, sigmas: tuple[float, ...] | None = None,
                   anchor_view: bool = False):
         """A run on views of the study's generator (the quickstart's NT-Xent, σ = 0.5, latent
-        and pixel views by default); a smoke study uses a random small G."""
+        and pixel views by default); a smoke study, smoke-scale encoders on it."""
         cfg = self._scaled(genviews.get_config("smoke" if self.smoke else None))
         if not self.smoke:
             cfg.generator.init = "checkpoint"

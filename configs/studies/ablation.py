@@ -1,6 +1,6 @@
 """Latent views, pixel views, or both? (GenRep's view ablation, on the embedded default)
 
-    python train.py --config configs/studies/ablation.py --workdir results/ablation
+    python train.py --config configs/studies/ablation.py --workdir runs/ablation
 
 Three encoders on views of the quickstart's generator, same budget: latent only
 (Gaussian neighbours z + σ·ε, centre crop), pixel only (the anchor image under

@@ -1,6 +1,6 @@
 """How does accuracy grow with the number of generated anchors? (embedded default)
 
-    python train.py --config configs/studies/anchors.py --workdir results/anchors
+    python train.py --config configs/studies/anchors.py --workdir runs/anchors
 
 Encoders on generated views (NT-Xent, σ = 0.5) at a fixed number of steps,
 each drawing its instances from a finite pool of N anchors (views.num_anchors:

@@ -1,6 +1,6 @@
 """Generated views or real images? (embedded default)
 
-    python train.py --config configs/studies/genreal.py --workdir results/genreal
+    python train.py --config configs/studies/genreal.py --workdir runs/genreal
 
 The same encoder and budget on views of the shipped generator (SupCon on its
 classes and SimCLR/NT-Xent, both with σ = 0.5 and every view a neighbour; the

@@ -1,6 +1,6 @@
 """Is accuracy an inverse U in σ? The fidelity/diversity trade-off of Gaussian-neighbour views.
 
-    python train.py --config configs/studies/sigma.py --workdir results/sigma
+    python train.py --config configs/studies/sigma.py --workdir runs/sigma
 
 GenRep finds linear-probe accuracy an inverse U in σ: a small σ gives views too
 alike to teach invariance, a large one views of another instance. One encoder per

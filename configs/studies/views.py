@@ -1,6 +1,6 @@
 """View types and contrastive losses at the quickstart's scale, on the embedded default.
 
-    python train.py --config configs/studies/views.py[:walks=runs/walks] --workdir results/views
+    python train.py --config configs/studies/views.py[:walks=runs/walks] --workdir runs/views
 
 Every generated-views run uses the quickstart's generator and encoder budget. Runs:
 
