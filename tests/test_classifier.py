@@ -21,11 +21,16 @@ def _task(tfds_dir, loss):
 
 def _batch_logits(task, state, batch, step=0):
     """The model's logits on step `step`'s views of `batch`, in training mode (batch statistics)."""
-    x = task.views(step, jnp.asarray(batch["index"]), jnp.asarray(batch["image"]))
+    @jax.jit  # compiled once per test, not run op by op
+    def logits(params, stats, index, image):
+        x = task.views(step, index, image)
+        apply = lambda x: task.model.apply({"params": params, "batch_stats": stats}, x,  # noqa: E731
+                                           train=True, mutable=["batch_stats"])[0]
+        return jax.vmap(apply, axis_name="data")(x[None])[0]
+
     stats = {k: v for k, v in state.batch_stats.items() if k != "elr_targets"}
-    apply = lambda x: task.model.apply({"params": state.params, "batch_stats": stats}, x,  # noqa: E731
-                                       train=True, mutable=["batch_stats"])[0]
-    return np.asarray(jax.vmap(apply, axis_name="data")(x[None])[0], np.float64)
+    return np.asarray(logits(state.params, stats, jnp.asarray(batch["index"]),
+                             jnp.asarray(batch["image"])), np.float64)
 
 
 def test_elr_targets_move_towards_the_predictions_of_the_rows_drawn(tfds_dir):
