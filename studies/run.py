@@ -120,9 +120,11 @@ def _check_generator(name: str, run_config) -> None:
     """A run on a generator (or steering walks) named by path fails before any run starts
     when none is there."""
     g = run_config.generator
+    ff = run_config.get("task") == "forward_forward"
     if not ((run_config.get("task") == "contrastive" and run_config.data.source in ("generator", "mix"))
-            or run_config.get("task") == "forward_forward"):
-        return
+            or (ff and (run_config.ff.positive == "generated"
+                        or run_config.ff.negative in ("generated", "wrong_label")))):
+        return  # an FF run of real images against their hybrids needs no generator
     walks = str(run_config.views.walks)
     if (run_config.views.latent == "steer" and walks not in ("", "random") and not walks.startswith("@")
             and not os.path.exists(os.path.join(walks, "walks.json"))):
@@ -133,8 +135,8 @@ def _check_generator(name: str, run_config) -> None:
     if not os.path.exists(os.path.join(g.checkpoint, "generator.json")):
         raise UserError(f"runs.{name}: generator.checkpoint={g.checkpoint!r} holds no generator "
                         "(no generator.json): train one first (python train.py --config "
-                        "configs/quickstart.py --workdir runs/quickstart writes runs/quickstart/"
-                        "generator) or name another with the config arg generator=DIR")
+                        "configs/generator.py --workdir DIR) or name another with the config "
+                        "arg generator=DIR (default: the shipped pretrained/genviews_shapes)")
 
 
 def _timed(path: str, fn) -> float:

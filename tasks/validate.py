@@ -113,9 +113,11 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         check(c.ff.negative != "hybrid" or (c.train.batch_size // num_devices) % 2 == 0,
               "train.batch_size", "hybrid negatives pair rows 2i and 2i + 1: the per-device "
               "batch must be even")
-        check(2 <= c.ff.label_slots <= c.data.image_size, "ff.label_slots",
-              f"must be in [2, data.image_size = {c.data.image_size}] (pixels of the top row), "
-              f"got {c.ff.label_slots}")
+        check(c.ff.negative != "wrong_label" or 2 <= c.ff.label_slots <= c.data.image_size,
+              "ff.label_slots", f"must be in [2, data.image_size = {c.data.image_size}] (pixels "
+              f"of the top row), got {c.ff.label_slots}")
+        check(c.ff.threshold > 0, "ff.threshold",  # NaN fails too
+              f"must be > 0 (a goodness is a mean square), got {c.ff.threshold}")
     check(c.task == "forward_forward" or c.model.encoder != "ff_convnet", "model.encoder",
           "ff_convnet learns layer by layer (stop-gradient between layers): only "
           "task=forward_forward trains it")

@@ -112,3 +112,16 @@ def test_positive_goodness_rises_above_negative_goodness(negative, tfds_dir):
         state, _ = runner(state, device_batch)
     after = gaps(state)
     assert np.all(after > before) and np.all(after > 0), (before, after)
+
+
+@pytest.mark.parametrize("key, value", [("ff.threshold", 0.0), ("ff.threshold", float("nan")),
+                                        ("ff.positive", "noise"), ("ff.negative", "noise")])
+def test_bad_ff_keys_are_one_config_error_naming_the_key(key, value):
+    from errors import ConfigError
+    from tasks.validate import validate
+
+    config = forward_forward.get_config("smoke")
+    section, name = key.split(".")
+    config[section][name] = value
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate(config, 1, 1)
