@@ -75,9 +75,7 @@ def main(argv) -> None:
 def _views_share(task, runner, compiled, state, batch) -> dict:
     """Median seconds of the views alone and of the whole step (each call blocking),
     alternated over --steps calls, and the views' share of the step."""
-    import jax.numpy as jnp
-
-    index = jnp.asarray(next(task.batches(0))["index"])
+    index = batch["index"]  # the timed step's examples
     make = jax.jit(lambda frozen, index: task.make_views(0, index, frozen=frozen)["image"])
     jax.block_until_ready(make(runner.frozen, index))
     views_s, step_s = [], []

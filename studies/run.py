@@ -36,6 +36,7 @@ from studies import report
 from tasks import loop
 from tasks import validate as tasks_validate
 from tasks.contrastive import load_generator
+from tasks.forward_forward import uses_generator as ff_uses_generator
 
 REFERENCES = ("generator.checkpoint", "views.walks")  # run keys that may name another run, "@NAME"
 
@@ -120,11 +121,9 @@ def _check_generator(name: str, run_config) -> None:
     """A run on a generator (or steering walks) named by path fails before any run starts
     when none is there."""
     g = run_config.generator
-    ff = run_config.get("task") == "forward_forward"
     if not ((run_config.get("task") == "contrastive" and run_config.data.source in ("generator", "mix"))
-            or (ff and (run_config.ff.positive == "generated"
-                        or run_config.ff.negative in ("generated", "wrong_label")))):
-        return  # an FF run of real images against their hybrids needs no generator
+            or (run_config.get("task") == "forward_forward" and ff_uses_generator(run_config.ff))):
+        return
     walks = str(run_config.views.walks)
     if (run_config.views.latent == "steer" and walks not in ("", "random") and not walks.startswith("@")
             and not os.path.exists(os.path.join(walks, "walks.json"))):

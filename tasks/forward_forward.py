@@ -47,6 +47,12 @@ NEGATIVES = ("generated", "wrong_label", "hybrid")
 _BLURS = 6  # how many times the hybrid mask's random bits are blurred (Hinton 2022)
 
 
+def uses_generator(ff) -> bool:
+    """Whether a run with the config section `ff` samples the generator: generated positives,
+    or generated or wrong-label negatives (real images against their hybrids need none)."""
+    return ff.positive == "generated" or ff.negative in ("generated", "wrong_label")
+
+
 def hybrid_mask(key: jax.Array, size: int) -> jax.Array:
     """(size, size, 1) in {0, 1}: random bits blurred _BLURS times with the filter [¼, ½, ¼]
     along both axes, then thresholded at ½: large regions of ones and of zeros."""
@@ -80,7 +86,7 @@ class ForwardForwardTask:
                               f"(layer-local, no BatchNorm), got {c.model.encoder!r}")
         self.generator = None
         self.frozen = {}  # an argument of the step (tasks.parallel.Runner), never trained
-        if c.ff.positive == "generated" or c.ff.negative in ("generated", "wrong_label"):
+        if uses_generator(c.ff):
             self.generator = load_generator(c)
             self.frozen = {"generator": self.generator.params}
             if c.ff.negative == "wrong_label" and self.generator.num_classes < 2:

@@ -24,6 +24,7 @@ from tasks.classifier import LOSSES as CLASSIFIER_LOSSES
 from tasks.contrastive import LOSSES, OPTIMIZERS, SOURCES, check_classes
 from tasks.forward_forward import NEGATIVES as FF_NEGATIVES
 from tasks.forward_forward import POSITIVES as FF_POSITIVES
+from tasks.forward_forward import uses_generator as ff_uses_generator
 from tasks.parallel import MODES
 
 
@@ -142,8 +143,7 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
         check(c.data.name != "synthetic", "data.name", "data.source=mix needs a real dataset")
     for key in ("pixel_strength_real", "pixel_strength_generated"):
         check(0 <= c.views[key] <= 1, f"views.{key}", f"must be in [0, 1], got {c.views[key]}")
-    ff_generator = c.task == "forward_forward" and (
-        c.ff.positive == "generated" or c.ff.negative in ("generated", "wrong_label"))
+    ff_generator = c.task == "forward_forward" and ff_uses_generator(c.ff)
     if c.task in ("generator", "steering") or c.data.source in ("generator", "mix") or ff_generator:
         check(c.generator.family in generators.families(), "generator.family",
               f"{c.generator.family!r} is not implemented (known: {generators.families()})")
