@@ -1,7 +1,7 @@
 """The contrastive train step in genviews (JAX) against the same step in PyTorch, on CPU.
 
     python benchmarks/step_vs_pytorch.py [--cases convnet_views,convnet,resnet18,resnet50_112]
-        [--threads 1,2] [--blocks 5] [--steps 3] [--data_dir DIR]
+        [--threads 1,2] [--blocks 5] [--steps 3] [--data_dir DIR] [--control]
 
 Each case is the same model, batch, views and optimizer in both frameworks:
 
@@ -24,6 +24,11 @@ the same `threads` cores (and told to use that many threads), each warmed up
 (compiled) first; the driver then alternates timed blocks of `--steps` steps, A then
 B, `--blocks` times, and reports the median seconds per step, views per second and
 genviews' throughput / PyTorch's. One JSON line per (case, threads), then a table.
+
+`--control` adds, for the `convnet` case, a third worker in the same alternation: the
+same step written in plain JAX and Optax in this file (no Flax, no genviews task, no
+shard_map; functional BatchNorm), compiled with the same flags. It tells apart what
+genviews' code costs from what XLA:CPU's compiled step costs.
 Needs torch (a test extra) and the genviews_shapes TFDS dataset (prepared on first use).
 """
 
@@ -75,6 +80,73 @@ def _jax_step(case: str, data_dir: str | None):
         nonlocal state
         state, metrics = runner(state, device_batch)
         jax.block_until_ready(metrics)
+
+    return step
+
+
+def plain_jax_step(case: str):
+    """The `convnet` case's step in plain JAX and Optax (the control of --control)."""
+    if case != "convnet":
+        raise ValueError("--control has a plain-JAX step for the convnet case only")
+    sys.path.insert(0, ROOT)
+    from tasks.parallel import set_cpu_flags
+
+    set_cpu_flags()
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    def norm(x, scale, offset, axes):  # BatchNorm in training mode, biased variance
+        mean = jnp.mean(x, axes)
+        var = jnp.mean(jnp.square(x - mean), axes)
+        return (x - mean) * jax.lax.rsqrt(var + 1e-5) * scale + offset
+
+    widths, size, batch = (WIDTH, 2 * WIDTH, 4 * WIDTH, 8 * WIDTH), CASES[case][1], CASES[case][2]
+    rng = np.random.default_rng(0)
+    params, cin = {}, 3
+    for i, w in enumerate(widths):
+        params[f"conv{i}"] = rng.normal(0, (2 / (9 * cin)) ** 0.5, (3, 3, cin, w))
+        params[f"scale{i}"], params[f"offset{i}"], cin = np.ones(w), np.zeros(w), w
+    params.update(dense1=rng.normal(0, cin ** -0.5, (cin, HIDDEN)), bias1=np.zeros(HIDDEN),
+                  scale_h=np.ones(HIDDEN), offset_h=np.zeros(HIDDEN),
+                  dense2=rng.normal(0, HIDDEN ** -0.5, (HIDDEN, PROJ)), scale_z=np.ones(PROJ),
+                  classifier=rng.normal(0, cin ** -0.5, (cin, CLASSES)), bias_c=np.zeros(CLASSES))
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+    decay = jax.tree.map(lambda a: a.ndim > 1, params)
+    opt = optax.chain(optax.add_decayed_weights(WD, mask=decay), optax.sgd(LR, momentum=MOMENTUM))
+
+    def loss_fn(p, x, labels):
+        for i in range(len(widths)):
+            x = jax.lax.conv_general_dilated(x, p[f"conv{i}"], (1, 1) if i == 0 else (2, 2),
+                                             "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            x = jax.nn.relu(norm(x, p[f"scale{i}"], p[f"offset{i}"], (0, 1, 2)))
+        feats = jnp.mean(x, axis=(1, 2))
+        h = jax.nn.relu(norm(feats @ p["dense1"] + p["bias1"], p["scale_h"], p["offset_h"], 0))
+        z = norm(h @ p["dense2"], p["scale_z"], 0.0, 0)
+        z = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+        n = z.shape[0]
+        logits = jnp.where(jnp.eye(n, dtype=bool), -jnp.inf, z @ z.T / TAU)
+        positive = jnp.roll(jnp.arange(n), n // 2)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, positive).mean()
+        logits_c = jax.lax.stop_gradient(feats) @ p["classifier"] + p["bias_c"]
+        return loss + optax.softmax_cross_entropy_with_integer_labels(
+            logits_c, jnp.concatenate([labels, labels])).mean()
+
+    @jax.jit
+    def train_step(p, opt_state, images, labels):
+        x = images.astype(jnp.float32) / 255.0
+        loss, grads = jax.value_and_grad(loss_fn)(p, jnp.concatenate([x, x]), labels)
+        updates, opt_state = opt.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    images = jnp.asarray(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
+    labels = jnp.asarray(rng.integers(0, CLASSES, batch))
+    state = [params, opt.init(params)]
+
+    def step():
+        state[0], state[1], loss = train_step(state[0], state[1], images, labels)
+        jax.block_until_ready(loss)
 
     return step
 
@@ -236,7 +308,9 @@ def torch_step(case: str, threads: int, *, device: str = "cpu", batch: int | Non
 # ----------------------------------------------------------------------------- driver
 def _worker(framework: str, case: str, threads: int, data_dir: str | None) -> None:
     os.sched_setaffinity(0, set(range(threads)))
-    step = _jax_step(case, data_dir) if framework == "jax" else torch_step(case, threads)
+    makers = {"jax": lambda: _jax_step(case, data_dir), "plain": lambda: plain_jax_step(case),
+              "torch": lambda: torch_step(case, threads)}
+    step = makers[framework]()
     for _ in range(2):  # compile / warm up
         step()
     print("ready", flush=True)
@@ -275,6 +349,8 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--steps", type=int, default=3, help="steps per timed block")
     p.add_argument("--data_dir", default=None, help="TFDS data_dir of genviews_shapes")
+    p.add_argument("--control", action="store_true",
+                   help="also time the convnet step written in plain JAX (convnet case only)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -283,10 +359,12 @@ def main() -> None:
     rows = []
     for case in args.cases.split(","):
         for threads in (int(t) for t in args.threads.split(",")):
-            procs = {fw: _start(fw, case, threads, args.data_dir) for fw in ("jax", "torch")}
+            frameworks = ("jax", "torch") + (("plain",) if args.control and case == "convnet"
+                                              else ())
+            procs = {fw: _start(fw, case, threads, args.data_dir) for fw in frameworks}
             times = {fw: [] for fw in procs}
             for _ in range(args.blocks):
-                for fw in ("jax", "torch"):  # alternated: A, B, A, B, ...
+                for fw in frameworks:  # alternated: A, B, A, B, ... (or A, B, C, ...)
                     times[fw].append(_time(procs[fw], args.steps))
             for proc in procs.values():
                 proc.stdin.close()
@@ -299,6 +377,9 @@ def main() -> None:
                    "pytorch_views_per_s": round(views / med["torch"], 1),
                    "ratio": round(med["torch"] / med["jax"], 3),
                    "blocks": args.blocks, "steps_per_block": args.steps}
+            if "plain" in med:
+                row["plain_jax_s_per_step"] = round(med["plain"], 4)
+                row["plain_jax_ratio"] = round(med["torch"] / med["plain"], 3)
             print(json.dumps(row), flush=True)
             rows.append(row)
     print("\n| case | threads | genviews s/step | PyTorch s/step | genviews / PyTorch |")
@@ -306,6 +387,11 @@ def main() -> None:
     for r in rows:
         print(f"| {r['case']} | {r['threads']} | {r['genviews_s_per_step']:.3f} | "
               f"{r['pytorch_s_per_step']:.3f} | {r['ratio']:.2f} |")
+    for r in rows:
+        if "plain_jax_s_per_step" in r:
+            print(f"\nControl, {r['case']} at {r['threads']} thread(s): the step in plain JAX "
+                  f"{r['plain_jax_s_per_step']:.3f} s/step, {r['plain_jax_ratio']:.2f}× "
+                  "PyTorch's speed.")
 
 
 if __name__ == "__main__":
