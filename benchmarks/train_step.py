@@ -14,10 +14,11 @@ argument, as genviews did until commit 22c2ff1: the two compared. For generated 
 images only), alternated with blocking calls of the step, and prints their share of it.
 
 `--profile` also traces `--steps` steps with JAX's profiler and prints, before the JSON
-line, where the step's time goes: milliseconds per step (summed over XLA's threads) for
-each kind of XLA operation of the compiled program (its instruction names without their
-numeric suffix, so that `convolution-base-dilated.1` and `.2` add up; the forward
-convolutions are `conv_general_dilated`), read from the trace's XPlane file.
+line, where the step's time goes (and the views', when it times them): milliseconds per
+call (summed over XLA's threads) for each kind of XLA operation of the compiled program
+(its instruction names without their numeric suffix, so that `convolution-base-dilated.1`
+and `.2` add up; the forward convolutions are `conv_general_dilated`), read from the
+trace's XPlane file.
 """
 
 from __future__ import annotations
@@ -85,9 +86,7 @@ def main(argv) -> None:
 
         kinds = op_times(run, FLAGS.steps)
         state = held[0]
-        print(f"{'ms/step':>9}  XLA operation (kind)   [{sum(kinds.values()):.0f} ms in all]")
-        for kind, ms in sorted(kinds.items(), key=lambda kv: -kv[1])[:25]:
-            print(f"{ms:9.1f}  {kind}")
+        _print_op_times("the step", kinds)
     views = {}
     if config.task == "contrastive" and config.data.source == "generator":
         views = _views_share(task, runner, compiled, state, batch)
@@ -108,6 +107,9 @@ def _views_share(task, runner, compiled, state, batch) -> dict:
     index = batch["index"]  # the timed step's examples
     make = jax.jit(lambda frozen, index: task.make_views(0, index, frozen=frozen)["image"])
     jax.block_until_ready(make(runner.frozen, index))
+    if FLAGS.profile:
+        _print_op_times("the views alone", op_times(
+            lambda: jax.block_until_ready(make(runner.frozen, index)), FLAGS.steps))
     views_s, step_s = [], []
     for _ in range(FLAGS.steps):
         start = time.perf_counter()
@@ -119,6 +121,12 @@ def _views_share(task, runner, compiled, state, batch) -> dict:
         step_s.append(time.perf_counter() - start)
     v, s = statistics.median(views_s), statistics.median(step_s)
     return {"views_s": round(v, 4), "step_s": round(s, 4), "views_share": round(v / s, 3)}
+
+
+def _print_op_times(what: str, kinds: dict[str, float]) -> None:
+    print(f"{'ms/call':>9}  XLA operation (kind) of {what}   [{sum(kinds.values()):.0f} ms in all]")
+    for kind, ms in sorted(kinds.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"{ms:9.1f}  {kind}")
 
 
 def op_times(run, calls: int) -> dict[str, float]:
