@@ -69,10 +69,16 @@ def test_fewshot_draws_k_shots_per_class_and_reports_mean_and_std():
     assert set(one) <= set(five)  # nested, as big_vision's
     x, y = _planted(400, classes=5)
     r = fewshot.evaluate(x[:300], y[:300], x[300:], y[300:], 5, shots=(1, 25), seeds=3)
-    for k in ("1shot", "25shot"):
-        assert len(r[k]["per_seed"]) == 3
-        assert r[k]["top1"] == pytest.approx(np.mean(r[k]["per_seed"]))
-        assert r[k]["std"] == pytest.approx(np.std(r[k]["per_seed"]))
+    for k, shots in (("1shot", 1), ("25shot", 25)):
+        # Seed s draws its own shots (shot_indices with seed s) and scores the whole test set;
+        # fit_predict itself is checked against NumPy's least squares above.
+        want = [100 * np.mean(fewshot.fit_predict(
+            x[:300][idx], y[:300][idx], x[300:], 5, r["l2"]) == y[300:])
+            for idx in (fewshot.shot_indices(y[:300], 5, shots, seed) for seed in range(3))]
+        np.testing.assert_allclose(r[k]["per_seed"], want)
+        assert r[k]["top1"] == pytest.approx(np.mean(want))
+        assert r[k]["std"] == pytest.approx(np.std(want))
+    assert len(set(r["1shot"]["per_seed"])) > 1  # the seeds draw different shots
     assert r["25shot"]["top1"] > r["1shot"]["top1"]
 
 

@@ -137,18 +137,24 @@ def test_ntxent_aligned_views_analytic(n_inst, temperature):
     np.testing.assert_allclose(float(got), want, rtol=1e-4, atol=1e-7)  # float32 log-softmax
 
 
-def test_rows_against_global_columns_sum_to_the_full_loss():
-    # What each device computes (its rows vs all columns) adds up to the single-batch loss.
+@pytest.mark.parametrize("devices,loss_name", [(1, "ntxent"), (4, "ntxent"), (4, "supcon")])
+def test_sharded_loss_shares_sum_to_the_numpy_loss(devices, loss_name):
+    # Each simulated device scores its rows against the gathered batch; the shares of all
+    # devices add up to the loss of the whole batch, computed by loops.
+    import jax
     rng = np.random.default_rng(3)
-    z = losses.l2_normalize(jnp.asarray(rng.normal(size=(16, 4)), jnp.float32))
-    ids = jnp.repeat(jnp.arange(8), 2)
-    full = losses.multi_positive(z, z, ids[:, None] == ids[None], jnp.eye(16, dtype=bool), 0.1)
-    parts = []
-    for d in range(4):
-        rows = jnp.arange(4 * d, 4 * d + 4)
-        pos = ids[rows][:, None] == ids[None]
-        parts.append(losses.multi_positive(z[rows], z, pos, rows[:, None] == jnp.arange(16)[None], 0.1))
-    np.testing.assert_allclose(np.concatenate(parts), full, rtol=1e-6)
+    z = rng.normal(size=(16, 4))
+    ids = np.repeat(np.arange(8), 2)
+    labels = np.array([0, 0, 1, 1, 0, 0, 2, 2, 1, 1, 3, 3, 2, 2, 0, 0])
+    shard = lambda x: jnp.asarray(x).reshape((devices, -1) + x.shape[1:])  # noqa: E731
+    parts = jax.vmap(lambda z, ids, labels: losses.sharded_contrastive(
+        losses.l2_normalize(z), ids, labels, axis_name="d", loss_name=loss_name,
+        temperature=0.1, base_temperature=0.07), axis_name="d")(
+        shard(z.astype(np.float32)), shard(ids), shard(labels))
+    same = (lambda i, j: ids[i] == ids[j]) if loss_name == "ntxent" else \
+        (lambda i, j: labels[i] == labels[j])
+    want = (0.1 / 0.07) * numpy_loss(z, same, 0.1)
+    np.testing.assert_allclose(float(parts.sum()), want, rtol=1e-5)
 
 
 def test_hinge_losses():

@@ -64,11 +64,17 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_parameters_and_optimizer_st
                         axis_name="data")(x)
 
     bf16_jaxpr = str(jax.make_jaxpr(lambda: apply(task, init))())
+    logits_classes = jax.eval_shape(lambda: apply(task, init))[2].shape[-1]
     f32_jaxpr = str(jax.make_jaxpr(lambda: apply(f32_task, f32_init))())
     # Convolutions and matmuls on bf16 operands; none in the float32 model.
     assert "conv_general_dilated" in bf16_jaxpr
     conv_lines = [line for line in bf16_jaxpr.splitlines() if "conv_general_dilated" in line]
     assert conv_lines and all("bf16[" in line for line in conv_lines)
+    # The projection head's Dense layers too; the online classifier alone reads the float32
+    # features (stop-gradient) and gives float32 logits.
+    dot_lines = [line for line in bf16_jaxpr.splitlines() if "dot_general" in line]
+    head = [line for line in dot_lines if f",{logits_classes}] = dot_general" not in line]
+    assert len(head) == 2 and all("bf16[" in line for line in head), dot_lines
     assert "bf16[" not in f32_jaxpr
     # What leaves the model (features, projections, logits) is float32: the loss is float32.
     features, projections, logits, _ = jax.eval_shape(lambda: apply(task, init))  # dtypes only

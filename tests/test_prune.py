@@ -70,7 +70,24 @@ def test_prune_command_on_a_dataset_directory(encoder_dir, tfds_dir, tmp_path):
     assert 0 < summary["mean_confidence_all"] <= 1 and 0 < summary["mean_confidence_selected"] <= 1
 
 
-def test_prune_command_random_method_keeps_a_uniform_subset(encoder_dir, tfds_dir, tmp_path):
+def test_random_subset_keeps_every_row_equally_often():
+    # Over many seeds each of n rows is kept with probability count / n: a chi-square test
+    # of the inclusion counts against that uniform expectation (scipy's, independent).
+    from scipy import stats
+
+    n, count, seeds = 40, 10, 2000
+    kept = np.zeros(n)
+    for seed in range(seeds):
+        rows = prune.random_subset(n, count, seed)
+        assert len(rows) == len(set(rows.tolist())) == count
+        kept[rows] += 1
+    assert stats.chisquare(kept).pvalue > 1e-3, kept
+    # and a biased rule fails it: the first half twice as likely as the second
+    biased = np.where(np.arange(n) < n // 2, 2.0, 1.0) * kept.sum() / (1.5 * n)
+    assert stats.chisquare(np.round(biased)).pvalue < 1e-3
+
+
+def test_prune_command_random_method_is_the_seeded_subset(encoder_dir, tfds_dir, tmp_path):
     out = str(tmp_path / "random")
     prune.main(["--encoder", encoder_dir, "--dataset", _dataset_dir(tfds_dir), "--max_examples", "200",
                 "--budget", "1.0", "--method", "random", "--seed", "3", "--noise", "0.2", "--out", out])

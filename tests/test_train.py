@@ -126,9 +126,9 @@ def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path):
     with open(os.path.join(copy, "metrics.jsonl"), "a") as f:
         f.write(json.dumps({"step": 6, "loss": 123.0, "examples_per_sec": 1.0}) + "\n")
     loop.train(config, copy)
-    np.testing.assert_allclose(_flat(_params(copy, 8)), _flat(_params(workdir, 8)),
-                               rtol=1e-5, atol=1e-6)
-    strip = lambda ms: [(m["step"], round(m["loss"], 4)) for m in ms]  # noqa: E731
+    # Same machine, same process, same executable: resuming is exact (as kill_resume measures).
+    np.testing.assert_array_equal(_flat(_params(copy, 8)), _flat(_params(workdir, 8)))
+    strip = lambda ms: [(m["step"], m["loss"]) for m in ms]  # noqa: E731
     assert strip(_metrics(copy)) == strip(_metrics(workdir))
 
 
