@@ -90,18 +90,25 @@ def test_host_boxes_follow_torchvision(h, w):
 
 
 def test_host_crops_are_the_box_resized_and_keyed_by_position():
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)
+    # Each pixel holds its own row (red) and column (green): a view's pixel must hold the
+    # image coordinates of its sample point in its box, top + (i + ½)·crop_h/16 − ½ (a
+    # resampling filter reproduces a linear ramp away from the box's edges). The boxes are
+    # those of host_crop_box keyed by (seed, position, view), whose law is tested above.
+    rows, cols = np.mgrid[0:90, 0:140]
+    image = np.stack([rows, cols, np.zeros_like(rows)], -1).astype(np.uint8)
     crop = pixel.HostCrop(num_views=3, out_size=16, scale=SCALE, ratio=RATIO, seed=5)
     views = crop.views(image, position=41)
     assert views.shape == (3, 16, 16, 3) and views.dtype == np.uint8
+    inner = slice(2, -2)  # the filter's support is cut at the box's edges
     for v in range(3):
         top, left, ch, cw = pixel.host_crop_box(np.random.default_rng([5, 41, v]), 90, 140,
                                                 SCALE, RATIO)
-        box = Image.fromarray(np.ascontiguousarray(image[top:top + ch, left:left + cw]))
-        np.testing.assert_array_equal(views[v], np.asarray(box.resize((16, 16), Image.BILINEAR)))
+        centre = (np.arange(16) + 0.5) / 16
+        want_rows, want_cols = top + centre * ch - 0.5, left + centre * cw - 0.5
+        np.testing.assert_allclose(views[v, inner, :, 0].astype(float),
+                                   np.broadcast_to(want_rows[inner, None], (12, 16)), atol=1.0)
+        np.testing.assert_allclose(views[v, :, inner, 1].astype(float),
+                                   np.broadcast_to(want_cols[None, inner], (16, 12)), atol=1.0)
     assert not np.array_equal(views[0], views[1])  # each view its own box
     np.testing.assert_array_equal(crop.views(image, 41), views)  # a function of the position
     assert not np.array_equal(crop.views(image, 42), views)
