@@ -164,6 +164,7 @@ def base() -> ml_collections.ConfigDict:
     c.train.ckpt_every = 500  # steps between checkpoints (and at the end)
     c.train.keep_checkpoints = 2  # checkpoints kept on disk
     c.train.grid_every = 0  # steps between PNG sample grids (0: only at the end)
+    c.train.views_png = True  # contrastive and FF runs: write views.png at the end (False: skip it)
     # Compute dtype of the encoder and heads: float32, or bfloat16 (mixed precision: bf16
     # convolutions, matmuls and activations; float32 parameters, optimizer state and loss).
     c.train.dtype = "float32"

@@ -59,7 +59,7 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
 # Keys a run may change when it is resumed: how long it runs, how often it logs and saves,
 # and how it is evaluated. Any other difference from DIR/config.json is refused.
 RESUMABLE = ("train.steps", "train.log_every", "train.ckpt_every", "train.keep_checkpoints",
-             "train.grid_every", "eval.")
+             "train.grid_every", "train.views_png", "eval.")
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

@@ -382,9 +382,9 @@ class ContrastiveTask:
         return np.asarray(grid(image, label, first, self.frozen))[:shown]
 
     def finish(self, state: TrainState, workdir: str) -> None:
-        if jax.process_index() != 0:
-            return
         c = self.config
+        if jax.process_index() != 0 or not c.train.views_png:
+            return
         if self.mix:
             title = f"anchor or real image | views (mix {c.data.mix_ratio})"
         elif self.generator is not None:

@@ -203,7 +203,7 @@ class ForwardForwardTask:
 
     def finish(self, state: TrainState, workdir: str) -> None:
         """views.png: positives beside their negatives (the first 8 of step 0)."""
-        if jax.process_index() != 0:
+        if jax.process_index() != 0 or not self.config.train.views_png:
             return
         index = np.arange(8, dtype=np.int32)
         image = label = None

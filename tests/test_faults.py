@@ -21,6 +21,7 @@ def _config(steps=4):
     config.train.steps = steps
     config.train.log_every = 1
     config.train.ckpt_every = 2
+    config.train.views_png = False  # faults in the loop and the run directory, not the PNG
     return config
 
 
@@ -89,7 +90,7 @@ def test_sigint_is_one_line_and_the_same_command_resumes(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     workdir = tmp_path / "run"
     command = [sys.executable, "train.py", "--config", "configs/genviews.py:smoke", "--workdir",
-               str(workdir), "--config.train.steps=24"]
+               str(workdir), "--config.train.steps=24", "--config.train.views_png=false"]
     # A background job inherits an ignored SIGINT, a user's terminal does not: restore it
     # (in a small launcher that execs train.py; no fork of this multithreaded process).
     launcher = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "

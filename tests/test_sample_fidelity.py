@@ -93,6 +93,7 @@ def test_sigma_study_smoke(tmp_path, tfds_dir):
     for name in config.runs:
         config.runs[name].data.data_dir = tfds_dir
         config.runs[name].train.steps = 0  # random encoders: the study's own code is what is tested
+        config.runs[name].train.views_png = False
         config.runs[name].eval.evaluators = ("linear_probe", "knn")  # no few-shot: faster
     config.fidelity.samples = 40
     results = study.run(config, str(tmp_path / "sigma"))
