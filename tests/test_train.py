@@ -12,7 +12,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import genviews, real
+from configs import genviews
 from data.rundir import restore_on_one_device
 from errors import NonFiniteLoss
 from tasks import loop
@@ -254,14 +254,6 @@ def test_unknown_dataset_and_unwritable_workdir(tmp_path, tfds_dir):
     blocker.write_text("")
     result = _cli("--config", "configs/genviews.py:smoke", "--workdir", str(blocker / "run"))
     assert result.returncode == 2 and "is not writable" in result.stderr
-
-
-def test_real_data_smoke_runs(tmp_path, tfds_dir):
-    config = real.get_config("smoke")
-    config.data.data_dir = tfds_dir
-    workdir = str(tmp_path / "real")
-    last = loop.train(config, workdir)
-    assert np.isfinite(last["loss"]) and 0 <= last["online_acc"] <= 1
 
 
 def test_eval_json_has_every_evaluator(finished_run, tfds_dir):
