@@ -8,7 +8,8 @@ default: every batch holds a fraction r of generated instances (Gaussian neighbo
 views), all in one NT-Xent loss (data.source=mix), at the quickstart's budget (250 steps
 of 128). r = 0 is the real-data SimCLR run; r = 1 sees generated instances only. One more
 run mixes half and half with AdaInf's weaker augmentation of the real images
-(views.pixel_strength_real = 0.5); a random encoder for reference. 7 runs × 3 seeds.
+(views.pixel_strength_real = 0.5), and its control, real images alone at that strength;
+a random encoder for reference. 8 runs × 3 seeds.
 Args: see configs/studies/__init__.py.
 """
 
@@ -27,6 +28,8 @@ def get_config(arg: str | None = None):
     for ratio in RATIOS:
         s.mixed(_name(ratio), ratio)
     s.mixed("mix_0p5_weak_real", 0.5, pixel_strength_real=0.5)
+    # its control: real images alone at the same weaker augmentation
+    s.real("mix_0_weak_real", loss="ntxent").views.pixel_strength_real = 0.5
     s.real("random", steps=0)
     s.sweep({"mix_0": 0.0, **{_name(r): r for r in RATIOS}}, "generated fraction r")
     return s.config
