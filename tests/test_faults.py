@@ -28,6 +28,7 @@ def _config(steps=4):
 def test_a_torn_metrics_line_and_a_torn_save_are_dropped_and_the_run_resumes(tmp_path, capsys):
     workdir = str(tmp_path / "run")
     loop.train(_config(2), workdir)
+    assert not os.path.exists(os.path.join(workdir, "views.png"))  # train.views_png=False
     with open(os.path.join(workdir, rundir.METRICS), "a") as f:
         f.write('{"step": 3, "lo')  # a kill in the middle of a write
     # and a checkpoint save killed midway: Orbax's temporary folder, never a checkpoint
