@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import time
 from collections.abc import Callable
 
 import jax
@@ -257,6 +259,36 @@ def restore_on_one_device(manager: ocp.CheckpointManager, step: int):
     return _read(manager, step, _on_one_device)
 
 
+class _EventFile:
+    """DIR/tensorboard/events.out.tfevents.*: scalars as TensorBoard events, written with the
+    tensorboard package's record writer and protos. Not flax.metrics.tensorboard (or
+    tf.summary): those import TensorFlow, 7 s of every train.py start on a 2-core CPU,
+    where genviews needs TensorFlow only to prepare a TFDS dataset."""
+
+    def __init__(self, logdir: str):
+        from tensorboard.summary.writer.record_writer import RecordWriter  # 0.2 s: at the first write
+
+        os.makedirs(logdir, exist_ok=True)
+        name = f"events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}"
+        self._records = RecordWriter(open(os.path.join(logdir, name), "ab"))
+        from tensorboard.compat.proto import event_pb2
+
+        # The first record names the format's version, as TensorFlow's writer does.
+        self._records.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
+                            .SerializeToString())
+        self._records.flush()
+
+    def write(self, step: int, metrics: dict) -> None:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
+        values = [summary_pb2.Summary.Value(tag=k, simple_value=float(v))
+                  for k, v in metrics.items()]
+        self._records.write(event_pb2.Event(wall_time=time.time(), step=step,
+                                        summary=summary_pb2.Summary(value=values))
+                            .SerializeToString())
+        self._records.flush()
+
+
 class MetricsWriter:
     """metrics.jsonl (one JSON object per logged step) and TensorBoard, on process 0 only."""
 
@@ -288,11 +320,7 @@ class MetricsWriter:
             with open(tmp, "w") as f:
                 f.writelines(kept)
             os.replace(tmp, self.path)
-        try:
-            from flax.metrics import tensorboard
-            self.tb = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
-        except ImportError:  # TensorBoard is optional; metrics.jsonl is the record
-            self.tb = None
+        self.tb = _EventFile(os.path.join(workdir, "tensorboard"))
 
     def write(self, step: int, metrics: dict) -> None:
         if not self.enabled:
@@ -300,6 +328,4 @@ class MetricsWriter:
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
         if self.tb is not None:
-            for k, v in metrics.items():
-                self.tb.scalar(k, v, step)
-            self.tb.flush()
+            self.tb.write(step, metrics)

@@ -18,7 +18,6 @@ import numpy as np
 
 from errors import UserError
 from evaluators import registry
-from studies import plots
 
 
 def headline(result: dict) -> dict[str, float]:
@@ -178,6 +177,8 @@ def write(workdir: str, config, results: dict) -> None:
     text = "\n".join(lines) + "\n"
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(text)
+    from studies import plots  # matplotlib: 0.5 s of every train.py start, needed only here
+
     path = os.path.join(workdir, "results.png")
     if swept:
         line = [r for r in rows if "x" in r]

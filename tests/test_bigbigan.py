@@ -21,8 +21,6 @@ import pytest
 from models import convert, generators
 from models.generators import bigbigan
 
-tf = pytest.importorskip("tensorflow")
-
 SCOPE = "GenEncWrapper/Generator/"
 EMA = "/ema_0.9999"
 WIDTH = 4  # the published modules: 96
@@ -202,6 +200,8 @@ def random_variables(seed: int = 0) -> dict[str, np.ndarray]:
 
 def write_module(directory, values: dict[str, np.ndarray]) -> str:
     """An unpacked TF-Hub module's layout: DIR/variables/variables.{index,data-*}."""
+    import tensorflow as tf  # here, not at collection: 7 s of each pytest worker's start
+
     os.makedirs(os.path.join(directory, "variables"), exist_ok=True)
     names = sorted(values)
     tf.raw_ops.SaveV2(prefix=os.path.join(str(directory), "variables", "variables"),

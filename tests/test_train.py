@@ -50,6 +50,15 @@ def test_run_directory_contract(finished_run):
     lines = _metrics(workdir)
     assert [m["step"] for m in lines] == [2, 4, 6, 8]
     assert all({"step", "loss", "examples_per_sec"} <= m.keys() for m in lines)
+    # TensorBoard's own reader finds the same scalars in DIR/tensorboard.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(workdir, "tensorboard"))
+    events.Reload()
+    assert "loss" in events.Tags()["scalars"]
+    scalars = events.Scalars("loss")
+    assert [e.step for e in scalars] == [m["step"] for m in lines]
+    np.testing.assert_allclose([e.value for e in scalars], [m["loss"] for m in lines], rtol=1e-6)
 
 
 def test_a_train_step_lowers_the_loss_of_its_batch():
