@@ -240,18 +240,17 @@ def test_a_mistyped_config_arg_is_one_line(tmp_path):
     assert not os.path.exists(tmp_path / "r")
 
 
-@pytest.mark.parametrize("body, line", [("def get_config(arg=None:\n    pass\n", 1),
-                                        ("import ml_collections\n\ndef get_config(arg=None):\n"
-                                         "    return undefined_name\n", 4),
-                                        # raised inside a library: still the config's line
-                                        ("import fractions\n\ndef get_config(arg=None):\n"
-                                         "    return fractions.Fraction(1, 0)\n", 4)])
-def test_a_config_file_that_does_not_load_is_one_line_naming_its_line(tmp_path, body, line):
-    path = tmp_path / "broken.py"
+@pytest.mark.parametrize("body, line, arg", [("def get_config(arg=None:\n    pass\n", 1, ""),
+                                             ("import ml_collections\n\ndef get_config(arg=None):\n"
+                                              "    return undefined_name\n", 4, ":smoke"),
+                                             # raised inside a library: still the config's line
+                                             ("import fractions\n\ndef get_config(arg=None):\n"
+                                              "    return fractions.Fraction(1, 0)\n", 4, "")])
+def test_a_config_file_that_does_not_load_is_one_line_naming_its_line(tmp_path, body, line, arg):
+    path = tmp_path / "broken.py"  # with and without a config arg: `arg`
     path.write_text(body)
-    for config in ([str(path)], [f"{path}:smoke"]):  # with and without a config arg
-        error = _one_line_error(_cli("--config", *config, "--workdir", str(tmp_path / "run")))
-        assert error.startswith(f"error: config file {path}, line {line}: ")
+    error = _one_line_error(_cli("--config", f"{path}{arg}", "--workdir", str(tmp_path / "run")))
+    assert error.startswith(f"error: config file {path}, line {line}: ")
     assert not (tmp_path / "run").exists()
 
 
