@@ -166,7 +166,7 @@ def test_unreachable_coordinator_fails_within_the_timeout(tmp_path):
     result = subprocess.run(
         [sys.executable, "train.py", "--config", "configs/genviews.py:smoke", "--workdir",
          str(tmp_path / "x"), f"--coordinator_address=127.0.0.1:{_free_port()}",
-         "--num_processes=2", "--process_id=1", "--init_timeout=5"],
+         "--num_processes=2", "--process_id=1", "--init_timeout=2"],
         cwd=ROOT, env=_env(1), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "could not join the job" in result.stderr.strip().splitlines()[-1]
