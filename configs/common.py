@@ -238,6 +238,9 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.train.log_every = 2
     c.train.ckpt_every = 3
     c.data.max_examples = 512
+    # No views.png (its views compile again at the grid's shapes, seconds of a smoke run's
+    # time): `--config.train.views_png=true` draws it.
+    c.train.views_png = False
     c.model.encoder = "convnet"
     c.model.width = 8
     c.model.proj_hidden = 32

@@ -18,6 +18,7 @@ def test_quickstart_smoke_runs_every_stage(tmp_path, tfds_dir):
     config = quickstart.get_config("smoke,train_generator")
     for name in config.runs:
         config.runs[name].data.data_dir = tfds_dir
+    config.runs.genviews_supcon.train.views_png = True  # its grid is the study's views.png
     workdir = str(tmp_path / "qs")
     results = study.run(config, workdir)
 

@@ -178,6 +178,7 @@ def test_genviews_smoke_runs_on_steered_views(trained_walks, walks, pixel, tmp_p
         config.generator.z_dim = 16
         config.views.walks = trained_walks[1]
     config.train.steps = 2
+    config.train.views_png = True
     loop.train(config, str(tmp_path))
     assert os.path.exists(tmp_path / "views.png")
     task = tasks.get(config)

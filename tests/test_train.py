@@ -38,6 +38,7 @@ def finished_run(tmp_path_factory):
     # build its step themselves then find it compiled (the suite's compilation cache).
     workdir = str(tmp_path_factory.mktemp("run") / "gv")
     config = genviews.get_config("smoke")
+    config.train.views_png = True  # the contract below includes it
     loop.train(config, workdir)
     return config, workdir
 

@@ -63,7 +63,7 @@ def test_every_view_type_makes_views_in_the_smoke_config(latent, pixel):
 
 def test_multi_view_smoke_run(tmp_path):
     config = _smoke(views__latent="angular", views__pixel="none", loss__name="multipos",
-                    views__num_views=3)
+                    views__num_views=3, train__views_png=True)
     workdir = str(tmp_path / "run")
     loop.train(config, workdir)
     lines = _metrics(workdir)
@@ -182,7 +182,7 @@ def test_export_refuses_bad_requests(exported, generator_dir, tmp_path):
 def test_training_from_an_export_with_clip_latent(exported, tmp_path):
     # The scale starts at 1/0.07; clamped at that value it can only stay or fall.
     config = _smoke(data__source=exported[0], views__num_views=2, loss__name="clip_latent",
-                    loss__clip_max_logit_scale=1 / 0.07)
+                    loss__clip_max_logit_scale=1 / 0.07, train__views_png=True)
     workdir = str(tmp_path / "offline")
     loop.train(config, workdir)
     lines = _metrics(workdir)
