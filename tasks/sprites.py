@@ -115,12 +115,9 @@ def _posed(cover: np.ndarray, row: float, col: float, half: float, angles: np.nd
 
     t = np.linspace(-1.0, 1.0, size) * half
     v, u = np.meshgrid(t, t, indexing="ij")
-    out = []
-    for a in angles:
-        c, s = np.cos(a), np.sin(a)
-        out.append(scipy.ndimage.map_coordinates(cover, [row + s * u + c * v, col + c * u - s * v],
-                                                 order=1, cval=0.0))
-    return np.stack(out)
+    c, s = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]  # every angle at once
+    return scipy.ndimage.map_coordinates(cover, [row + s * u + c * v, col + c * u - s * v],
+                                         order=1, cval=0.0)
 
 
 def congealed_template(covers: list[np.ndarray], size: int, iterations: int = 3) -> np.ndarray:
