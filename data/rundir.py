@@ -325,5 +325,4 @@ class MetricsWriter:
             return
         with open(self.path, "a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
-        if self.tb is not None:
-            self.tb.write(step, metrics)
+        self.tb.write(step, metrics)

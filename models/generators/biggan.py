@@ -386,19 +386,14 @@ def init_variables(config: BigGANConfig, rng: jax.Array | None = None,
     shapes = jax.eval_shape(functools.partial(BigGANDeep(config).init, rng), *args)
     if abstract:
         return shapes
-    kernels = [s for p, s in jax.tree_util.tree_leaves_with_path(shapes) if p[-1].key == "kernel"]
-    noise = jax.random.normal(rng, (sum(s.size for s in kernels),))  # one draw, cut into kernels
-    offsets = iter(np.cumsum([0] + [s.size for s in kernels]))
-    start = next(offsets)
+    sizes = [s.size for p, s in jax.tree_util.tree_leaves_with_path(shapes) if p[-1].key == "kernel"]
+    noise = jax.random.normal(rng, (sum(sizes),))  # one draw, cut into the kernels in leaf order
+    pieces = iter(jnp.split(noise, np.cumsum(sizes)[:-1]))
 
     def leaf(path, s):
-        nonlocal start
         name = path[-1].key
         if name == "kernel":
-            end = next(offsets)
-            values = noise[start:end].reshape(s.shape) / np.sqrt(np.prod(s.shape[:-1]))
-            start = end
-            return values.astype(s.dtype)
+            return (next(pieces).reshape(s.shape) / np.sqrt(np.prod(s.shape[:-1]))).astype(s.dtype)
         return (jnp.ones if name in _ONES else jnp.zeros)(s.shape, s.dtype)
 
     return jax.tree_util.tree_map_with_path(leaf, shapes)
