@@ -135,6 +135,7 @@ def base() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict()
     c.model.encoder = "convnet"  # convnet | resnet18 | resnet50
     c.model.width = 16  # base width of the convnet (features: 8 × width)
+    c.model.pool = "mean"  # the convnet's global pooling: mean | mean_max (features: 16 × width)
     c.model.proj_hidden = 512  # projection head hidden width
     c.model.proj_dim = 128  # projection output size (the loss's embedding)
     c.model.proj_layers = 2  # projection head depth

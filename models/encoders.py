@@ -35,13 +35,19 @@ def batch_norm(train: bool, axis_name: str | None, dtype: Any = jnp.float32) -> 
                              dtype=dtype)
 
 
+POOLS = ("mean", "mean_max")  # config key model.pool
+
+
 class ConvNet(nn.Module):
     """A small all-convolutional net (3×3 conv, BN, ReLU; stride 2 after the first) for
-    smoke tests and CPU-sized runs; features are the global mean of the last stage."""
+    smoke tests and CPU-sized runs. Features: the global mean of the last stage, or with
+    `pool="mean_max"` its global mean and max side by side (twice as many features; the
+    max keeps a small object's response that the mean spreads over the whole image)."""
 
     widths: Sequence[int] = (16, 32, 64, 128)
     axis_name: str | None = None
     dtype: Any = jnp.float32
+    pool: str = "mean"
 
     @nn.compact
     def __call__(self, x, train: bool = True):
@@ -51,7 +57,10 @@ class ConvNet(nn.Module):
             x = nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, use_bias=False,
                         dtype=self.dtype)(x)
             x = nn.relu(norm()(x))
-        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+        x = x.astype(jnp.float32)
+        if self.pool == "mean_max":
+            return jnp.concatenate([jnp.mean(x, axis=(1, 2)), jnp.max(x, axis=(1, 2))], -1)
+        return jnp.mean(x, axis=(1, 2))
 
 
 def rms_normalize(h: jax.Array, eps: float = 1e-6) -> jax.Array:
@@ -220,14 +229,15 @@ class ContrastiveModel(nn.Module):
 
 def build_encoder(name: str, *, image_size: int, width: int = 32,
                   axis_name: str | None = None, dtype: str = "float32",
-                  label_slots: int = 0) -> nn.Module:
+                  label_slots: int = 0, pool: str = "mean") -> nn.Module:
     """The encoder named by config key model.encoder, computing in `dtype` (train.dtype);
-    the stem follows the image size. `label_slots`: ff_convnet's label pixels."""
+    the stem follows the image size. `label_slots`: ff_convnet's label pixels; `pool`
+    (model.pool): the convnet's global pooling."""
     stem = "cifar" if image_size <= 64 else "imagenet"
     compute = DTYPES[dtype]
     if name == "convnet":
         return ConvNet(widths=(width, 2 * width, 4 * width, 8 * width), axis_name=axis_name,
-                       dtype=compute)
+                       dtype=compute, pool=pool)
     if name == "ff_convnet":
         return FFConvNet(widths=(width, 2 * width, 4 * width, 8 * width), label_slots=label_slots,
                          dtype=compute)

@@ -19,8 +19,8 @@ depend on when it stops). Writes results.json, results.md and results.png to OUT
 
 With a learner, as the paper measures it (`run_learner`):
 
-    python -m studies.prune --learner elr --out runs/prune4rel_elr [--seeds 3] [--steps 250] \
-        [--warmup_steps 100] [--batch 128]
+    python -m studies.prune --learner elr --out runs/prune4rel_elr [--seeds 3] [--steps 800] \
+        [--warmup_steps 400] [--batch 128]
 
 per seed and noise rate, a selection model (configs/classifier.py's network with the
 cross-entropy, warmed up on the whole noisy set) gives Prune4ReL its embeddings (its
@@ -230,8 +230,8 @@ def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, 
 
 def classifier_config(subset: str, *, loss: str, steps: int, batch: int, seed: int, data_dir: str,
                       max_train: int, smoke: bool = False):
-    """The learner (configs/classifier.py: the quickstart's ConvNet and a linear head, end to
-    end) on `subset`'s rows and noisy labels, `steps` × `batch`, with `loss` (ce | elr)."""
+    """The learner (configs/classifier.py: a ConvNet and a linear head, end to end) on
+    `subset`'s rows and noisy labels, `steps` × `batch`, with `loss` (ce | elr)."""
     c = classifier.get_config("smoke" if smoke else None)
     c.train.steps, c.train.batch_size = steps, batch
     c.classifier.loss = loss
@@ -244,7 +244,7 @@ def classifier_config(subset: str, *, loss: str, steps: int, batch: int, seed: i
 
 def run_learner(out: str, *, dataset: str = "genviews_shapes", data_dir: str | None = None,
                 noise_rates=(0.2, 0.4), budgets=(0.1, 0.3, 0.5), seeds: int = 3, loss: str = "elr",
-                steps: int = 250, warmup_steps: int = 100, batch: int = 128, max_train: int = 0,
+                steps: int = 800, warmup_steps: int = 400, batch: int = 128, max_train: int = 0,
                 tau: float = 0.95, eta: float = 1.0, command: str = "", smoke: bool = False) -> dict:
     """Prune4ReL as its paper measures it: per seed and noise rate, a selection model (the
     learner's network with the cross-entropy, `warmup_steps` on the whole noisy set) gives
@@ -395,12 +395,12 @@ def main(argv=None) -> None:
     p.add_argument("--export", default="", help="an export of generated views: prune it, then train "
                    "an encoder on each subset (the learner) instead of a linear classifier")
     p.add_argument("--steps", type=int, default=None, help="--export: encoder steps per subset "
-                   "(default 150); --learner: the learner's steps per subset (default 250)")
+                   "(default 150); --learner: the learner's steps per subset (default 800)")
     p.add_argument("--batch", type=int, default=128, help="--export, --learner: instances per step")
     p.add_argument("--loss", default="supcon", help="--export: contrastive loss of the encoders")
     p.add_argument("--learner", default="", help="ce | elr: train a network with this loss on each "
                    "subset, selected by a network warmed up on the whole noisy set (no --encoder)")
-    p.add_argument("--warmup_steps", type=int, default=100, help="--learner: the selection model's steps")
+    p.add_argument("--warmup_steps", type=int, default=400, help="--learner: the selection model's steps")
     p.add_argument("--seeds", type=int, default=3, help="--learner: seeds (noise, subsets, networks)")
     a = p.parse_args(argv)
     command = "python -m studies.prune " + " ".join(
@@ -418,7 +418,7 @@ def main(argv=None) -> None:
         if not a.learner and not a.encoder:
             raise UserError("--encoder names the run whose features select (or --learner trains "
                             "its own selection model)")
-        steps = a.steps if a.steps is not None else (250 if a.learner else 150)
+        steps = a.steps if a.steps is not None else (800 if a.learner else 150)
         if a.learner:
             run_learner(a.out, dataset=a.dataset, data_dir=a.data_dir, noise_rates=noise_rates,
                         budgets=budgets, seeds=a.seeds, loss=a.learner, steps=steps,

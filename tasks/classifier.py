@@ -67,7 +67,8 @@ class ClassifierTask:
             self.dataset = subset.apply(self.dataset, c.data.subset)
         self.num_classes = self.dataset.num_classes
         encoder = encoders.build_encoder(c.model.encoder, image_size=c.data.image_size,
-                                         width=c.model.width, axis_name=AXIS, dtype=c.train.dtype)
+                                         width=c.model.width, axis_name=AXIS, dtype=c.train.dtype,
+                                         pool=c.model.pool)
         self.model = Classifier(encoder, self.num_classes)
         self.tx = make_optimizer(c)
         self.pixel_cfg = pixel_config(c, c.views.pixel_strength_real)

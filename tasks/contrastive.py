@@ -115,7 +115,8 @@ def load_walks(c, z_dim: int) -> walks_lib.Walks | None:
 
 def build_model(c, num_classes: int) -> encoders.ContrastiveModel:
     encoder = encoders.build_encoder(c.model.encoder, image_size=c.data.image_size,
-                                     width=c.model.width, axis_name=AXIS, dtype=c.train.dtype)
+                                     width=c.model.width, axis_name=AXIS, dtype=c.train.dtype,
+                                     pool=c.model.pool)
     compute = encoders.DTYPES[c.train.dtype]
     head = encoders.ProjectionHead(c.model.proj_hidden, c.model.proj_dim, c.model.proj_layers,
                                    axis_name=AXIS, dtype=compute)

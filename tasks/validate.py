@@ -19,7 +19,7 @@ from data.pixel import CROP_FROM, PIXEL_KINDS
 from data.views import CONDITIONAL_KINDS, LATENT_KINDS
 from errors import check
 from models import generators
-from models.encoders import DTYPES, ENCODERS
+from models.encoders import DTYPES, ENCODERS, POOLS
 from tasks.classifier import LOSSES as CLASSIFIER_LOSSES
 from tasks.contrastive import LOSSES, OPTIMIZERS, SOURCES, check_classes
 from tasks.forward_forward import NEGATIVES as FF_NEGATIVES
@@ -66,6 +66,9 @@ def validate(c: ml_collections.ConfigDict, num_devices: int = 1, num_processes: 
     choice(c, "views.latent", LATENT_KINDS)
     choice(c, "views.pixel", PIXEL_KINDS)
     choice(c, "model.encoder", ENCODERS)
+    choice(c, "model.pool", POOLS)
+    check(c.model.pool == "mean" or c.model.encoder == "convnet", "model.pool",
+          f"{c.model.pool!r} pooling is the convnet's; {c.model.encoder} pools by the mean")
     choice(c, "train.dtype", DTYPES)
     choice(c, "loss.name", LOSSES)
     choice(c, "optim.name", OPTIMIZERS)

@@ -87,3 +87,20 @@ def test_a_step_lowers_the_loss_of_its_batch(tfds_dir):
     before, after = loss(state), loss(jax.device_get(runner.get_state(new)))
     assert abs(runner.metrics(metrics)["loss"] - before) < 1e-4 * before  # the loss it descended
     assert after < before - 1e-3, (before, after)
+
+
+def test_mean_max_pooling_is_the_last_stages_mean_and_max():
+    # model.pool=mean_max (the learner of the ELR Prune4ReL study): the convnet's features are
+    # the global mean and the global max of its last stage's activations, which are taken
+    # here from the last BatchNorm's captured output and a ReLU, independently of the pooling.
+    from models.encoders import build_encoder
+    x = jax.random.normal(jax.random.key(0), (3, 16, 16, 3))
+    pooled = build_encoder("convnet", image_size=16, width=4, pool="mean_max")
+    variables = pooled.init(jax.random.key(1), x, train=False)
+    features, captured = pooled.apply(variables, x, train=False, capture_intermediates=True)
+    last = np.maximum(np.asarray(captured["intermediates"]["BatchNorm_3"]["__call__"][0]), 0.0)
+    assert features.shape == (3, 2 * 32)
+    np.testing.assert_allclose(features[:, :32], last.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(features[:, 32:], last.max(axis=(1, 2)))
+    mean_only = build_encoder("convnet", image_size=16, width=4).apply(variables, x, train=False)
+    np.testing.assert_array_equal(mean_only, features[:, :32])  # the same parameters
