@@ -41,6 +41,11 @@ def write(out: str, indices: np.ndarray, labels: np.ndarray, summary: dict) -> N
         json.dump(summary, f, indent=2)
 
 
+def indices(directory: str) -> np.ndarray:
+    """The rows a subset kept, in the order they were chosen."""
+    return np.load(os.path.join(directory, INDICES))
+
+
 def apply(dataset, directory: str):
     """The rows of `dataset` (a source of data.datasets) selected into `directory`, in the order
     chosen, with the labels they were selected under, as a data.datasets.Rows. Config key

@@ -291,14 +291,16 @@ def run_learner(out: str, *, dataset: str = "genviews_shapes", data_dir: str | N
             clean = noisy == train.labels
             every = np.arange(n)
             tag = f"seed{seed}_noise{rate:g}"
-            warm = learn(f"{tag}_warmup", every, noisy, seed, "ce", warmup_steps)
-            selector, state = ClassifierTask.restore(warm)
-            x = prune.embeddings(features.load(warm).extract(train))
-            confidence = selector.probabilities(state, train.images).max(-1).astype(np.float64)
-            order = {"random": prune.random_subset(n, max(counts.values()), seed)}
-            for gain in ("self", "full"):
-                order[f"prune4rel_{gain}"] = np.asarray(coreset.prune4rel(
-                    x, confidence, noisy, max(counts.values()), tau=tau, eta=eta, balance=True, gain=gain))
+            # Each method's order up to the largest budget (smaller budgets are its prefixes):
+            # read back from the largest subset when an earlier run wrote them all, for the
+            # greedy takes minutes on the whole train split; else selected.
+            largest = {m: os.path.join(out, "subsets", f"{tag}_budget{max(counts, key=counts.get):g}_{m}")
+                       for m in METHODS}
+            if all(subset_lib.complete(d) for d in largest.values()):
+                order = {m: subset_lib.indices(d) for m, d in largest.items()}
+            else:
+                order = _select(learn(f"{tag}_warmup", every, noisy, seed, "ce", warmup_steps),
+                                train, noisy, max(counts.values()), seed=seed, tau=tau, eta=eta)
             per_seed.append({"seed": seed, "noise": rate, "budget": 1.0, "method": "whole set", "n": n,
                              "clean_fraction": float(clean.mean()),
                              "test_top1": top1(learn(f"{tag}_whole", every, noisy, seed, loss, steps))})
@@ -333,6 +335,20 @@ def run_learner(out: str, *, dataset: str = "genviews_shapes", data_dir: str | N
         "rows": rows, "wall_s": time.time() - start}
     _write(out, results)
     return results
+
+
+def _select(warm: str, train, noisy: np.ndarray, count: int, *, seed: int, tau: float,
+            eta: float) -> dict:
+    """The first `count` rows of each method's order: Prune4ReL (gain self and full) on the
+    embeddings and confidences of the selection model in run directory `warm`, and random."""
+    selector, state = ClassifierTask.restore(warm)
+    x = prune.embeddings(features.load(warm).extract(train))
+    confidence = selector.probabilities(state, train.images).max(-1).astype(np.float64)
+    order = {"random": prune.random_subset(len(noisy), count, seed)}
+    for gain in ("self", "full"):
+        order[f"prune4rel_{gain}"] = np.asarray(coreset.prune4rel(
+            x, confidence, noisy, count, tau=tau, eta=eta, balance=True, gain=gain))
+    return order
 
 
 def _write(out: str, results: dict) -> None:
