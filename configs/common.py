@@ -289,7 +289,9 @@ def parse_options(arg: str | None, defaults: dict) -> dict:
 
 def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A run directory's config as this version reads it: keys renamed since it was written
-    moved to their new place (RENAMED), and `eval` keys it predates filled in from base()."""
+    moved to their new place (RENAMED), and `eval` keys it predates filled in from base(), as
+    are the model and train keys that change how its encoder is built (model.pool,
+    train.dtype)."""
     for old, new in RENAMED.items():
         old_key, (_, section, key) = old.split(".")[1], new.split(".")
         if old_key in config.eval:
@@ -297,7 +299,11 @@ def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
                 config.eval[section] = ml_collections.ConfigDict()
             config.eval[section][key] = config.eval[old_key]
             del config.eval[old_key]
-    for key, default in base().eval.items():
+    defaults = base()
+    for section, key in (("model", "pool"), ("train", "dtype")):
+        if key not in config[section]:
+            config[section][key] = defaults[section][key]
+    for key, default in defaults.eval.items():
         if key not in config.eval:
             config.eval[key] = default
         elif isinstance(default, ml_collections.ConfigDict):

@@ -53,8 +53,7 @@ def restore_encoder(workdir: str, config, *, allow_unfinished: bool = False,
     label_slots = ff.label_slots if config.task == "forward_forward" and ff.negative == "wrong_label" else 0
     encoder = encoders.build_encoder(config.model.encoder, image_size=config.data.image_size,
                                      width=config.model.width, label_slots=label_slots,
-                                     dtype=config.train.get("dtype", "float32"),  # older runs lack
-                                     pool=config.model.get("pool", "mean"))  # these two keys
+                                     dtype=config.train.dtype, pool=config.model.pool)
     return encoder, variables, step
 
 

@@ -235,6 +235,8 @@ def build_encoder(name: str, *, image_size: int, width: int = 32,
     (model.pool): the convnet's global pooling."""
     stem = "cifar" if image_size <= 64 else "imagenet"
     compute = DTYPES[dtype]
+    if pool != "mean" and name != "convnet":
+        raise ValueError(f"pool={pool!r} is the convnet's; {name} pools by the mean")
     if name == "convnet":
         return ConvNet(widths=(width, 2 * width, 4 * width, 8 * width), axis_name=axis_name,
                        dtype=compute, pool=pool)

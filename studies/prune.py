@@ -27,7 +27,10 @@ cross-entropy, warmed up on the whole noisy set) gives Prune4ReL its embeddings 
 encoder's features) and confidences (its max softmax); then a network trained end to end
 with ELR (or `--learner ce`) on each subset and on the whole noisy set is tested on the
 clean test labels. Rows are mean ± std over the seeds, which change the noise, the random
-subset and every network. Each subset and run stays in OUT/subsets/ and OUT/runs/.
+subset and every network. Each subset and run stays in OUT/subsets/ and OUT/runs/: a rerun
+keeps finished runs and reads each method's selection back from its largest subset, so the
+noise rates can run in separate processes (`--noise 0.2`, `--noise 0.4`) into one OUT and the
+full command then gathers them into one table.
 
 Pruning generated data before contrastive training:
 
@@ -179,8 +182,10 @@ def _same_arguments(out: str, arguments: dict) -> None:
                             "use another --out")
         return
     os.makedirs(out, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(arguments, f, indent=2)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:  # then renamed: a process started beside this one
+        json.dump(arguments, f, indent=2)   # (another noise rate) never reads half a file
+    os.replace(tmp, path)
 
 
 def run_generated(encoder: str, export_dir: str, out: str, *, steps: int = 150, batch: int = 128,

@@ -104,3 +104,19 @@ def test_mean_max_pooling_is_the_last_stages_mean_and_max():
     np.testing.assert_array_equal(features[:, 32:], last.max(axis=(1, 2)))
     mean_only = build_encoder("convnet", image_size=16, width=4).apply(variables, x, train=False)
     np.testing.assert_array_equal(mean_only, features[:, :32])  # the same parameters
+
+
+def test_model_pool_is_checked_and_older_runs_read_as_mean_pooled():
+    import pytest
+
+    from configs import common
+    from errors import ConfigError
+    from tasks import validate
+    config = classifier.get_config("smoke")
+    for encoder, pool in (("convnet", "max"), ("resnet18", "mean_max")):
+        config.model.encoder, config.model.pool = encoder, pool
+        with pytest.raises(ConfigError, match="model.pool"):
+            validate.validate(config)
+    older = common.base()  # a run's config.json written before model.pool existed
+    del older.model["pool"]
+    assert common.upgrade(older).model.pool == "mean"
