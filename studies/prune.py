@@ -268,10 +268,17 @@ def run_learner(out: str, *, dataset: str = "genviews_shapes", data_dir: str | N
                           data_dir=data_dir, max_examples=max_train)
     n, num_classes = len(train.labels), train.num_classes
     counts = {b: prune.budget_count(b, n) for b in budgets}
+    largest = max(counts, key=counts.get)  # its subsets hold each method's whole order
+
+    def row_name(tag: str, budget: float, method: str) -> str:  # a subset's and its run's
+        return f"{tag}_budget{budget:g}_{method}"
+
+    def subset_dir(name: str) -> str:
+        return os.path.join(out, "subsets", name)
 
     def learn(name, rows_idx, labels, seed, loss_name, learner_steps) -> str:
         """Trains a classifier on rows `rows_idx` with `labels`; returns its run directory."""
-        subset = os.path.join(out, "subsets", name)
+        subset = subset_dir(name)
         if not subset_lib.complete(subset):
             subset_lib.write(subset, rows_idx, labels, {"dataset": dataset, "n": n,
                                                         "budget": len(rows_idx), "study_row": name})
@@ -299,20 +306,19 @@ def run_learner(out: str, *, dataset: str = "genviews_shapes", data_dir: str | N
             # Each method's order up to the largest budget (smaller budgets are its prefixes):
             # read back from the largest subset when an earlier run wrote them all, for the
             # greedy takes minutes on the whole train split; else selected.
-            largest = {m: os.path.join(out, "subsets", f"{tag}_budget{max(counts, key=counts.get):g}_{m}")
-                       for m in METHODS}
-            if all(subset_lib.complete(d) for d in largest.values()):
-                order = {m: subset_lib.indices(d) for m, d in largest.items()}
+            stored = {m: subset_dir(row_name(tag, largest, m)) for m in METHODS}
+            if all(subset_lib.complete(d) for d in stored.values()):
+                order = {m: subset_lib.indices(d) for m, d in stored.items()}
             else:
                 order = _select(learn(f"{tag}_warmup", every, noisy, seed, "ce", warmup_steps),
-                                train, noisy, max(counts.values()), seed=seed, tau=tau, eta=eta)
+                                train, noisy, counts[largest], seed=seed, tau=tau, eta=eta)
             per_seed.append({"seed": seed, "noise": rate, "budget": 1.0, "method": "whole set", "n": n,
                              "clean_fraction": float(clean.mean()),
                              "test_top1": top1(learn(f"{tag}_whole", every, noisy, seed, loss, steps))})
             for b, count in counts.items():
                 for method in METHODS:
                     kept = order[method][:count]
-                    run_dir = learn(f"{tag}_budget{b:g}_{method}", kept, noisy, seed, loss, steps)
+                    run_dir = learn(row_name(tag, b, method), kept, noisy, seed, loss, steps)
                     per_seed.append({"seed": seed, "noise": rate, "budget": b, "method": method,
                                      "n": count, "clean_fraction": float(clean[kept].mean()),
                                      "test_top1": top1(run_dir)})
