@@ -1,7 +1,7 @@
 """The contrastive train step in genviews (JAX) against the same step in PyTorch, on CPU.
 
     python benchmarks/step_vs_pytorch.py [--cases convnet_views,convnet,resnet18,resnet50_112]
-        [--threads 1,2] [--blocks 5] [--steps 3] [--data_dir DIR] [--control]
+        [--threads 1,2] [--blocks 5] [--steps 3] [--data_dir DIR] [--control] [--torch_malloc]
 
 Each case is the same model, batch, views and optimizer in both frameworks:
 
@@ -29,6 +29,11 @@ genviews' throughput / PyTorch's. One JSON line per (case, threads), then a tabl
 same step written in plain JAX and Optax in this file (no Flax, no genviews task, no
 shard_map; functional BatchNorm), compiled with the same flags. It tells apart what
 genviews' code costs from what XLA:CPU's compiled step costs.
+
+genviews sets glibc's malloc options (`tasks.parallel.MALLOC_OPTIONS`: freed memory is
+reused, not mapped afresh each step); PyTorch runs with glibc's defaults, as its users run
+it. `--torch_malloc` gives the PyTorch worker genviews' options too: what the allocator
+setting alone would give PyTorch.
 Needs torch (a test extra) and the genviews_shapes TFDS dataset (prepared on first use).
 """
 
@@ -306,8 +311,14 @@ def torch_step(case: str, threads: int, *, device: str = "cpu", batch: int | Non
 
 
 # ----------------------------------------------------------------------------- driver
-def _worker(framework: str, case: str, threads: int, data_dir: str | None) -> None:
+def _worker(framework: str, case: str, threads: int, data_dir: str | None,
+            torch_malloc: bool) -> None:
     os.sched_setaffinity(0, set(range(threads)))
+    if framework == "torch" and torch_malloc:
+        sys.path.insert(0, ROOT)
+        from tasks.parallel import set_malloc_options
+
+        set_malloc_options()
     makers = {"jax": lambda: _jax_step(case, data_dir), "plain": lambda: plain_jax_step(case),
               "torch": lambda: torch_step(case, threads)}
     step = makers[framework]()
@@ -322,10 +333,11 @@ def _worker(framework: str, case: str, threads: int, data_dir: str | None) -> No
         print(time.perf_counter() - start, flush=True)
 
 
-def _start(framework, case, threads, data_dir):
+def _start(framework, case, threads, data_dir, torch_malloc):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(threads))
     args = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--cases", case,
-            "--threads", str(threads)] + (["--data_dir", data_dir] if data_dir else [])
+            "--threads", str(threads)] + (["--data_dir", data_dir] if data_dir else []) + (
+                ["--torch_malloc"] if torch_malloc else [])
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     while True:
@@ -351,17 +363,20 @@ def main() -> None:
     p.add_argument("--data_dir", default=None, help="TFDS data_dir of genviews_shapes")
     p.add_argument("--control", action="store_true",
                    help="also time the convnet step written in plain JAX (convnet case only)")
+    p.add_argument("--torch_malloc", action="store_true",
+                   help="run PyTorch with genviews' malloc options too (see the module doc)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        _worker(args.worker, args.cases, int(args.threads), args.data_dir)
+        _worker(args.worker, args.cases, int(args.threads), args.data_dir, args.torch_malloc)
         return
     rows = []
     for case in args.cases.split(","):
         for threads in (int(t) for t in args.threads.split(",")):
             frameworks = ("jax", "torch") + (("plain",) if args.control and case == "convnet"
                                               else ())
-            procs = {fw: _start(fw, case, threads, args.data_dir) for fw in frameworks}
+            procs = {fw: _start(fw, case, threads, args.data_dir, args.torch_malloc)
+                     for fw in frameworks}
             times = {fw: [] for fw in procs}
             for _ in range(args.blocks):
                 for fw in frameworks:  # alternated: A, B, A, B, ... (or A, B, C, ...)
@@ -376,7 +391,8 @@ def main() -> None:
                    "genviews_views_per_s": round(views / med["jax"], 1),
                    "pytorch_views_per_s": round(views / med["torch"], 1),
                    "ratio": round(med["torch"] / med["jax"], 3),
-                   "blocks": args.blocks, "steps_per_block": args.steps}
+                   "blocks": args.blocks, "steps_per_block": args.steps,
+                   "torch_malloc": args.torch_malloc}
             if "plain" in med:
                 row["plain_jax_s_per_step"] = round(med["plain"], 4)
                 row["plain_jax_ratio"] = round(med["torch"] / med["plain"], 3)

@@ -33,6 +33,13 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = " ".join(
         [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=1"]).strip()
 
+# genviews' glibc malloc options (tasks/parallel.py, MALLOC_OPTIONS) make a training step
+# faster and a compile slower (the quickstart's step: 10.5 -> 12.7 s to compile, median of 3
+# on 2 cores); the suite is compile-bound, so its processes keep glibc's defaults (a
+# glibc.malloc tunable in GLIBC_TUNABLES turns genviews' options off; glibc reads it when a
+# process starts, so the tests' train.py subprocesses see it). A caller's setting is kept.
+os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.perturb=0")  # glibc's default value
+
 
 # The heaviest test files, heaviest first (from `python -m pytest --durations=0`, 2026-12-01:
 # from ~175 s down to ~20 s each on 2 cores). pytest-xdist's loadfile hands a worker the
