@@ -2,6 +2,7 @@
 
     python benchmarks/step_vs_pytorch.py [--cases convnet_views,convnet,resnet18,resnet50_112]
         [--threads 1,2] [--blocks 5] [--steps 3] [--data_dir DIR] [--control] [--torch_malloc]
+    python benchmarks/step_vs_pytorch.py --backward [--blocks 5] [--steps 3]
 
 Each case is the same model, batch, views and optimizer in both frameworks:
 
@@ -24,6 +25,9 @@ the same `threads` cores (and told to use that many threads), each warmed up
 (compiled) first; the driver then alternates timed blocks of `--steps` steps, A then
 B, `--blocks` times, and reports the median seconds per step, views per second and
 genviews' throughput / PyTorch's. One JSON line per (case, threads), then a table.
+
+`--backward` times, instead, the plain-JAX `convnet` model's forward pass (the loss) against
+its forward and backward pass (loss and gradients), both jitted, alternated, on one core.
 
 `--control` adds, for the `convnet` case, a third worker in the same alternation: the
 same step written in plain JAX and Optax in this file (no Flax, no genviews task, no
@@ -89,8 +93,8 @@ def _jax_step(case: str, data_dir: str | None):
     return step
 
 
-def plain_jax_step(case: str):
-    """The `convnet` case's step in plain JAX and Optax (the control of --control)."""
+def _plain_jax(case: str) -> dict:
+    """The `convnet` case in plain JAX and Optax: its loss, jitted train step and inputs."""
     if case != "convnet":
         raise ValueError("--control has a plain-JAX step for the convnet case only")
     sys.path.insert(0, ROOT)
@@ -147,13 +151,50 @@ def plain_jax_step(case: str):
 
     images = jnp.asarray(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
     labels = jnp.asarray(rng.integers(0, CLASSES, batch))
-    state = [params, opt.init(params)]
+    return {"loss": loss_fn, "train_step": train_step, "params": params, "opt": opt,
+            "images": images, "labels": labels}
+
+
+def plain_jax_step(case: str):
+    """The `convnet` case's step in plain JAX and Optax (the control of --control)."""
+    import jax
+
+    m = _plain_jax(case)
+    state = [m["params"], m["opt"].init(m["params"])]
 
     def step():
-        state[0], state[1], loss = train_step(state[0], state[1], images, labels)
+        state[0], state[1], loss = m["train_step"](state[0], state[1], m["images"], m["labels"])
         jax.block_until_ready(loss)
 
     return step
+
+
+def backward_cost(blocks: int, steps: int) -> dict:
+    """The plain-JAX `convnet` model's loss alone (forward) and its loss and gradients
+    (forward + backward), each jitted, timed in alternated blocks on one core; the backward
+    pass's cost is their difference."""
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    import jax
+    import jax.numpy as jnp
+
+    m = _plain_jax("convnet")
+    x = jnp.concatenate([m["images"], m["images"]]).astype(jnp.float32) / 255.0
+    calls = {"forward": jax.jit(m["loss"]),
+             "forward_backward": jax.jit(jax.value_and_grad(m["loss"]))}
+    times = {name: [] for name in calls}
+    for f in calls.values():
+        jax.block_until_ready(f(m["params"], x, m["labels"]))  # compile
+    for _ in range(blocks):
+        for name, f in calls.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                jax.block_until_ready(f(m["params"], x, m["labels"]))
+            times[name].append((time.perf_counter() - start) / steps)
+    fwd, both = (statistics.median(times[n]) for n in calls)
+    return {"case": "convnet (plain JAX)", "threads": 1, "forward_s": round(fwd, 4),
+            "forward_backward_s": round(both, 4),
+            "backward_over_forward": round((both - fwd) / fwd, 2),
+            "blocks": blocks, "steps_per_block": steps}
 
 
 # ----------------------------------------------------------------------------- PyTorch
@@ -363,12 +404,17 @@ def main() -> None:
     p.add_argument("--data_dir", default=None, help="TFDS data_dir of genviews_shapes")
     p.add_argument("--control", action="store_true",
                    help="also time the convnet step written in plain JAX (convnet case only)")
+    p.add_argument("--backward", action="store_true",
+                   help="only time the plain-JAX convnet's forward against its forward + backward")
     p.add_argument("--torch_malloc", action="store_true",
                    help="run PyTorch with genviews' malloc options too (see the module doc)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         _worker(args.worker, args.cases, int(args.threads), args.data_dir, args.torch_malloc)
+        return
+    if args.backward:
+        print(json.dumps(backward_cost(args.blocks, args.steps)))
         return
     rows = []
     for case in args.cases.split(","):

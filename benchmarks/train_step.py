@@ -3,10 +3,11 @@
     python benchmarks/train_step.py --config configs/genviews.py:smoke [--steps 20] \
         [--config.train.batch_size=128 ...] [--fold_frozen] [--profile]
 
-It compiles with the XLA:CPU flags that train.py sets (README: Speed). Prints one JSON
-line: the seconds to lower and compile the step, the compiled program's size (XLA's
-memory analysis: generated code, arguments, temporaries), and the speed of `--steps`
-steps of that executable. Uses the same task, runner and host batches as the
+It compiles with the CPU settings that train.py makes (XLA:CPU flags, glibc malloc options;
+README: Speed). Prints one JSON line: the seconds to lower and compile the step, the
+compiled program's size (XLA's memory analysis: generated code, arguments, temporaries),
+the speed of `--steps` steps of that executable, the page faults per step, the last loss
+and the process's peak resident memory. Uses the same task, runner and host batches as the
 training loop (tasks/loop.py). `--fold_frozen` compiles the task's frozen inputs (a
 generator's parameters) into the program as constants instead of passing them as an
 argument, as genviews did until commit 22c2ff1: the two compared. For generated views
@@ -28,6 +29,7 @@ import glob
 import json
 import os
 import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -72,11 +74,13 @@ def main(argv) -> None:
     memory = compiled.memory_analysis()
     state, metrics = compiled(state, batch, runner.frozen)
     jax.block_until_ready(metrics)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.time()
     for _ in range(FLAGS.steps):
         state, metrics = compiled(state, runner.put_batch(next(batches)), runner.frozen)
     jax.block_until_ready(metrics)
     seconds = time.time() - start
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / FLAGS.steps
     if FLAGS.profile:
         held = [state]  # the step donates its state: each call takes the last one's
 
@@ -98,7 +102,10 @@ def main(argv) -> None:
         "compile_s": round(compile_s, 2), "code_mb": mb("generated_code_size_in_bytes"),
         "argument_mb": mb("argument_size_in_bytes"), "temp_mb": mb("temp_size_in_bytes"),
         "steps_per_s": round(FLAGS.steps / seconds, 3),
-        "examples_per_s": round(FLAGS.steps * config.train.batch_size / seconds, 1), **views}))
+        "examples_per_s": round(FLAGS.steps * config.train.batch_size / seconds, 1),
+        "page_faults_per_step": round(faults),
+        "loss": float(metrics["loss"]) if "loss" in metrics else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, **views}))
 
 
 def _views_share(task, runner, compiled, state, batch) -> dict:
