@@ -96,7 +96,7 @@ def _jax_step(case: str, data_dir: str | None):
 def _plain_jax(case: str) -> dict:
     """The `convnet` case in plain JAX and Optax: its loss, jitted train step and inputs."""
     if case != "convnet":
-        raise ValueError("--control has a plain-JAX step for the convnet case only")
+        raise ValueError("the plain-JAX step (--control, --backward) is the convnet case's only")
     sys.path.insert(0, ROOT)
     from tasks.parallel import set_cpu_flags
 
@@ -359,7 +359,9 @@ def _worker(framework: str, case: str, threads: int, data_dir: str | None,
         sys.path.insert(0, ROOT)
         from tasks.parallel import set_malloc_options
 
-        set_malloc_options()
+        if not set_malloc_options():
+            raise SystemExit("--torch_malloc: genviews' malloc options were not set (not glibc, "
+                             "or GLIBC_TUNABLES or a MALLOC_* variable tunes malloc)")
     makers = {"jax": lambda: _jax_step(case, data_dir), "plain": lambda: plain_jax_step(case),
               "torch": lambda: torch_step(case, threads)}
     step = makers[framework]()
@@ -405,7 +407,8 @@ def main() -> None:
     p.add_argument("--control", action="store_true",
                    help="also time the convnet step written in plain JAX (convnet case only)")
     p.add_argument("--backward", action="store_true",
-                   help="only time the plain-JAX convnet's forward against its forward + backward")
+                   help="only time the plain-JAX convnet's forward against its forward + backward, "
+                        "on one core (uses --blocks and --steps only)")
     p.add_argument("--torch_malloc", action="store_true",
                    help="run PyTorch with genviews' malloc options too (see the module doc)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)

@@ -58,7 +58,7 @@ def define_flags() -> None:
 
 def main(argv) -> None:
     del argv
-    set_cpu_flags()  # as train.py does, before JAX starts its backend
+    malloc_options = set_cpu_flags()  # as train.py does, before JAX starts its backend
     config = FLAGS.config
     task = tasks.get(config)
     step, frozen = task.step, task.frozen
@@ -104,7 +104,7 @@ def main(argv) -> None:
         "steps_per_s": round(FLAGS.steps / seconds, 3),
         "examples_per_s": round(FLAGS.steps * config.train.batch_size / seconds, 1),
         "page_faults_per_step": round(faults),
-        "loss": float(metrics["loss"]) if "loss" in metrics else None,
+        "loss": runner.metrics(metrics).get("loss"), "malloc_options": malloc_options,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, **views}))
 
 

@@ -35,35 +35,52 @@ AXIS = "data"
 # convolutions runs the weight gradients of strided convolutions as slow window-dilated
 # convolutions; without it they take XLA's own convolution path (README: Speed).
 CPU_XLA_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-individual_convolution",)
-# glibc malloc options (mallopt's parameter number, value) genviews sets unless the user's
-# GLIBC_TUNABLES names a glibc.malloc tunable: one arena, no mmap'd blocks, no trimming, so
-# that memory freed after a step is reused by the next. By default glibc maps every block
-# over 32 MB afresh and unmaps it when freed, and XLA:CPU allocates a step's temporary buffer
-# (197 MB for the quickstart's step) at every call: each step faulted all those pages in
-# again (78,000 page faults a step; README: Speed). Memory is not given back to the system
-# while the process runs, which a training process, reusing it every step, does not need.
-MALLOC_OPTIONS = {"M_ARENA_MAX": (-8, 1), "M_MMAP_MAX": (-4, 0), "M_TRIM_THRESHOLD": (-1, 2**31 - 1)}
+# glibc malloc options (mallopt's parameter number, value) genviews sets unless the user
+# tuned malloc (a glibc.malloc tunable in GLIBC_TUNABLES, or one of glibc's MALLOC_*
+# variables): one arena, no mmap'd blocks, no trimming (-1), so that memory freed after a
+# step is reused by the next. By default glibc maps every block over 32 MB afresh and unmaps
+# it when freed, and XLA:CPU allocates a step's temporary buffer (197 MB for the quickstart's
+# step) at every call: each step faulted all those pages in again (78,000 page faults a
+# step; README: Speed on CPU). All three are needed: XLA's threads allocate in arenas of
+# their own otherwise, where a block over 64 MB is always mmap'd. Memory is not given back
+# to the system while the process runs, which a training process, reusing it every step,
+# does not need.
+MALLOC_OPTIONS = {"M_ARENA_MAX": (-8, 1), "M_MMAP_MAX": (-4, 0), "M_TRIM_THRESHOLD": (-1, -1)}
+MALLOC_VARIABLES = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_",
+                    "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")  # glibc reads these too
 MODES = ("shard_map", "pmap")  # config key parallel: how Runner maps the step over devices
 
 
-def set_cpu_flags() -> None:
-    """genviews' CPU settings, keeping any the user made: CPU_XLA_FLAGS added to $XLA_FLAGS
-    (XLA reads the variable when JAX starts its backend, so entry points call this before any
-    computation) and set_malloc_options()."""
+def set_cpu_flags() -> bool:
+    """Makes genviews' CPU settings, keeping any the user made: CPU_XLA_FLAGS added to
+    $XLA_FLAGS (XLA reads the variable when JAX starts its backend, so entry points call this
+    before any computation) and set_malloc_options(), whose answer it returns."""
     current = os.environ.get("XLA_FLAGS", "")
     added = [f for f in CPU_XLA_FLAGS if f.split("=")[0] not in current]
     if added:
         os.environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
-    set_malloc_options()
+    return set_malloc_options()
 
 
-def set_malloc_options() -> None:
-    """MALLOC_OPTIONS, with glibc, unless $GLIBC_TUNABLES names a glibc.malloc tunable."""
-    glibc = hasattr(os, "confstr") and "glibc" in (os.confstr("CS_GNU_LIBC_VERSION") or "")
-    if glibc and "glibc.malloc." not in os.environ.get("GLIBC_TUNABLES", ""):
-        libc = ctypes.CDLL(None)
-        for param, value in MALLOC_OPTIONS.values():
-            libc.mallopt(param, value)
+def glibc() -> bool:
+    """Whether this process runs on glibc (Linux; not musl, not macOS)."""
+    try:
+        return "glibc" in (os.confstr("CS_GNU_LIBC_VERSION") or "")
+    except (AttributeError, ValueError, OSError):  # no confstr, or no such name here
+        return False
+
+
+def set_malloc_options() -> bool:
+    """Sets MALLOC_OPTIONS with glibc's mallopt, unless the user tuned malloc or the C
+    library is not glibc; returns whether they are set."""
+    tuned = ("glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
+             or any(v in os.environ for v in MALLOC_VARIABLES))
+    if tuned or not glibc():
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    answers = [mallopt(param, value) for param, value in MALLOC_OPTIONS.values()]
+    return all(a == 1 for a in answers)  # mallopt answers 1 when it took the option
 
 
 def make_mesh() -> Mesh:

@@ -34,11 +34,14 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
         [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=1"]).strip()
 
 # genviews' glibc malloc options (tasks/parallel.py, MALLOC_OPTIONS) make a training step
-# faster and a compile slower (the quickstart's step: 10.5 -> 12.7 s to compile, median of 3
-# on 2 cores); the suite is compile-bound, so its processes keep glibc's defaults (a
-# glibc.malloc tunable in GLIBC_TUNABLES turns genviews' options off; glibc reads it when a
-# process starts, so the tests' train.py subprocesses see it). A caller's setting is kept.
-os.environ.setdefault("GLIBC_TUNABLES", "glibc.malloc.perturb=0")  # glibc's default value
+# faster and a compile slower (the quickstart-sized step: medians 11.9 -> 13.9 s to compile,
+# 3 runs each on 2 cores; README: Speed on CPU); the suite is compile-bound, so its
+# processes keep glibc's defaults: a glibc.malloc tunable in GLIBC_TUNABLES turns genviews'
+# options off, and glibc reads it when a process starts, so the tests' train.py
+# subprocesses see it. A malloc tunable the caller set is kept.
+if "glibc.malloc." not in os.environ.get("GLIBC_TUNABLES", ""):
+    os.environ["GLIBC_TUNABLES"] = ":".join(
+        filter(None, [os.environ.get("GLIBC_TUNABLES", ""), "glibc.malloc.perturb=0"]))
 
 
 # The heaviest test files, heaviest first (from `python -m pytest --durations=0`, 2026-12-01:
