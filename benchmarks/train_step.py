@@ -74,13 +74,13 @@ def main(argv) -> None:
     memory = compiled.memory_analysis()
     state, metrics = compiled(state, batch, runner.frozen)
     jax.block_until_ready(metrics)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.time()
     for _ in range(FLAGS.steps):
         state, metrics = compiled(state, runner.put_batch(next(batches)), runner.frozen)
     jax.block_until_ready(metrics)
     seconds = time.time() - start
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / FLAGS.steps
+    faults_per_step = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / FLAGS.steps
     if FLAGS.profile:
         held = [state]  # the step donates its state: each call takes the last one's
 
@@ -103,7 +103,7 @@ def main(argv) -> None:
         "argument_mb": mb("argument_size_in_bytes"), "temp_mb": mb("temp_size_in_bytes"),
         "steps_per_s": round(FLAGS.steps / seconds, 3),
         "examples_per_s": round(FLAGS.steps * config.train.batch_size / seconds, 1),
-        "page_faults_per_step": round(faults),
+        "page_faults_per_step": round(faults_per_step),
         "loss": runner.metrics(metrics).get("loss"), "malloc_options": malloc_options,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, **views}))
 
