@@ -26,8 +26,9 @@ the same `threads` cores (and told to use that many threads), each warmed up
 B, `--blocks` times, and reports the median seconds per step, views per second and
 genviews' throughput / PyTorch's. One JSON line per (case, threads), then a table.
 
-`--backward` times, instead, the plain-JAX `convnet` model's forward pass (the loss) against
-its forward and backward pass (loss and gradients), both jitted, alternated, on one core.
+`--backward` times, instead, the `convnet` case's forward pass (the loss) against its
+forward and backward pass (loss and gradients), both jitted, alternated, on one core:
+genviews' model and loss, and the plain-JAX model of `--control`.
 
 `--control` adds, for the `convnet` case, a third worker in the same alternation: the
 same step written in plain JAX and Optax in this file (no Flax, no genviews task, no
@@ -169,32 +170,82 @@ def plain_jax_step(case: str):
     return step
 
 
-def backward_cost(blocks: int, steps: int) -> dict:
-    """The plain-JAX `convnet` model's loss alone (forward) and its loss and gradients
-    (forward + backward), each jitted, timed in alternated blocks on one core; the backward
-    pass's cost is their difference."""
+def _genviews_loss(data_dir: str | None):
+    """The `convnet` case's model and loss as genviews computes them (Flax ConvNet with
+    models/conv.py's convolutions, projection head, online classifier, NT-Xent), on the
+    case's batch of 2 × 128 views (each image twice; no pixel views): (loss, params, views)."""
+    sys.path.insert(0, ROOT)
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import losses
+    import tasks
+    from configs import quickstart, real
+    from tasks.parallel import AXIS
+
+    cfg = quickstart.encoder_run(False, real.get_config())
+    cfg.model.encoder, cfg.data.image_size, cfg.train.batch_size = "convnet", 32, CASES["convnet"][2]
+    cfg.views.pixel, cfg.data.max_examples = "none", cfg.train.batch_size
+    if data_dir:
+        cfg.data.data_dir = data_dir
+    task = tasks.get(cfg)
+    state = task.init_state()
+    batch = next(task.batches(0))
+    image = jnp.asarray(batch["image"], jnp.float32) / 255.0 * 2.0 - 1.0
+    x = jnp.concatenate([image, image])
+    labels = jnp.concatenate([jnp.asarray(batch["label"])] * 2)
+    ids = jnp.concatenate([jnp.arange(image.shape[0])] * 2)
+    c = cfg.loss
+
+    def loss(params, x):
+        def on_one_device(x):  # the model's BatchNorm averages over AXIS: bind it
+            (_, proj, logits, _), _ = task.model.apply(
+                {"params": params, "batch_stats": state.batch_stats}, x, None, train=True,
+                mutable=["batch_stats"])
+            contrastive = losses.contrastive(proj, ids, loss_name=c.name, labels=labels,
+                                             temperature=c.temperature,
+                                             base_temperature=c.base_temperature)
+            return contrastive + optax.softmax_cross_entropy_with_integer_labels(
+                logits, labels).mean()
+        return jax.vmap(on_one_device, axis_name=AXIS)(x[None])[0]
+
+    return loss, state.params, x
+
+
+def backward_cost(blocks: int, steps: int, data_dir: str | None) -> list[dict]:
+    """The `convnet` case's forward pass (the loss) against its forward and backward pass
+    (loss and gradients), each jitted, timed in alternated blocks on one core: genviews'
+    model and loss, and the plain-JAX model of `--control` (XLA's own convolution
+    gradients). The backward pass's cost is the difference of the two times."""
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     import jax
     import jax.numpy as jnp
 
     m = _plain_jax("convnet")
-    x = jnp.concatenate([m["images"], m["images"]]).astype(jnp.float32) / 255.0
-    calls = {"forward": jax.jit(m["loss"]),
-             "forward_backward": jax.jit(jax.value_and_grad(m["loss"]))}
-    times = {name: [] for name in calls}
-    for f in calls.values():
-        jax.block_until_ready(f(m["params"], x, m["labels"]))  # compile
+    plain_x = jnp.concatenate([m["images"], m["images"]]).astype(jnp.float32) / 255.0
+    loss, params, x = _genviews_loss(data_dir)
+    models = {"genviews": (loss, (params, x)),
+              "convnet (plain JAX)": (m["loss"], (m["params"], plain_x, m["labels"]))}
+    calls = {(name, part): (jax.jit(f if part == "forward" else jax.value_and_grad(f)), args)
+             for name, (f, args) in models.items() for part in ("forward", "forward_backward")}
+    times = {key: [] for key in calls}
+    for f, args in calls.values():
+        jax.block_until_ready(f(*args))  # compile
     for _ in range(blocks):
-        for name, f in calls.items():
+        for key, (f, args) in calls.items():
             start = time.perf_counter()
             for _ in range(steps):
-                jax.block_until_ready(f(m["params"], x, m["labels"]))
-            times[name].append((time.perf_counter() - start) / steps)
-    fwd, both = (statistics.median(times[n]) for n in calls)
-    return {"case": "convnet (plain JAX)", "threads": 1, "forward_s": round(fwd, 4),
-            "forward_backward_s": round(both, 4),
-            "backward_over_forward": round((both - fwd) / fwd, 2),
-            "blocks": blocks, "steps_per_block": steps}
+                jax.block_until_ready(f(*args))
+            times[key].append((time.perf_counter() - start) / steps)
+    rows = []
+    for name in models:
+        fwd, both = (statistics.median(times[name, part]) for part in ("forward", "forward_backward"))
+        rows.append({"model": name, "threads": 1, "forward_s": round(fwd, 4),
+                     "forward_backward_s": round(both, 4),
+                     "backward_over_forward": round((both - fwd) / fwd, 2),
+                     "blocks": blocks, "steps_per_block": steps})
+    return rows
 
 
 # ----------------------------------------------------------------------------- PyTorch
@@ -407,8 +458,8 @@ def main() -> None:
     p.add_argument("--control", action="store_true",
                    help="also time the convnet step written in plain JAX (convnet case only)")
     p.add_argument("--backward", action="store_true",
-                   help="only time the plain-JAX convnet's forward against its forward + backward, "
-                        "on one core (uses --blocks and --steps only)")
+                   help="only time the convnet case's forward against its forward + backward, "
+                        "genviews' model and the plain-JAX one, on one core")
     p.add_argument("--torch_malloc", action="store_true",
                    help="run PyTorch with genviews' malloc options too (see the module doc)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -417,7 +468,8 @@ def main() -> None:
         _worker(args.worker, args.cases, int(args.threads), args.data_dir, args.torch_malloc)
         return
     if args.backward:
-        print(json.dumps(backward_cost(args.blocks, args.steps)))
+        for row in backward_cost(args.blocks, args.steps, args.data_dir):
+            print(json.dumps(row))
         return
     rows = []
     for case in args.cases.split(","):

@@ -20,8 +20,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models import conv as conv_lib
+
 ENCODERS = ("convnet", "resnet18", "resnet50", "ff_convnet")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # config key train.dtype
+# Every encoder convolution: Flax's, with models/conv.py's backward for strided ones.
+Conv = functools.partial(nn.Conv, conv_general_dilated=conv_lib.conv_general_dilated)
 
 
 def batch_norm(train: bool, axis_name: str | None, dtype: Any = jnp.float32) -> functools.partial:
@@ -54,8 +58,7 @@ class ConvNet(nn.Module):
         norm = batch_norm(train, self.axis_name, self.dtype)
         x = x.astype(self.dtype)
         for i, width in enumerate(self.widths):
-            x = nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, use_bias=False,
-                        dtype=self.dtype)(x)
+            x = Conv(width, (3, 3), strides=1 if i == 0 else 2, use_bias=False, dtype=self.dtype)(x)
             x = nn.relu(norm()(x))
         x = x.astype(jnp.float32)
         if self.pool == "mean_max":
@@ -102,7 +105,7 @@ class FFConvNet(nn.Module):
         for i, width in enumerate(self.widths):
             if i:
                 h = jax.lax.stop_gradient(rms_normalize(h))
-            h = nn.relu(nn.Conv(width, (3, 3), strides=1 if i == 0 else 2, dtype=self.dtype)(h))
+            h = nn.relu(Conv(width, (3, 3), strides=1 if i == 0 else 2, dtype=self.dtype)(h))
             acts.append(h)
         if per_layer:
             return acts
@@ -118,7 +121,7 @@ class BasicBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        conv = functools.partial(Conv, use_bias=False, dtype=self.dtype)
         y = conv(self.width, (3, 3), self.strides)(x)
         y = nn.relu(self.norm()(y))
         y = conv(self.width, (3, 3))(y)
@@ -136,7 +139,7 @@ class Bottleneck(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        conv = functools.partial(Conv, use_bias=False, dtype=self.dtype)
         y = nn.relu(self.norm()(conv(self.width, (1, 1))(x)))
         y = nn.relu(self.norm()(conv(self.width, (3, 3), self.strides)(y)))
         y = self.norm(scale_init=nn.initializers.zeros)(conv(4 * self.width, (1, 1))(y))
@@ -157,7 +160,7 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = True):
         norm = batch_norm(train, self.axis_name, self.dtype)
-        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        conv = functools.partial(Conv, use_bias=False, dtype=self.dtype)
         x = x.astype(self.dtype)
         if self.stem == "cifar":
             x = nn.relu(norm()(conv(64, (3, 3))(x)))
