@@ -13,8 +13,10 @@ doubles the channels). The forward pass and the
 input gradient are XLA's own, unchanged; the weight gradient is the same sum in another
 order (equal to float32 rounding: tests/test_conv.py).
 
-Only 4-D NHWC/HWIO convolutions with a stride > 1, a kernel of at most MAX_TAPS taps, no
-dilation and no feature groups take this path; every other call is `jax.lax.conv_general_dilated` itself.
+Only on CPU (`jax.lax.platform_dependent`: GPU and TPU compile autodiff's weight gradient,
+as without this module), and only for 4-D NHWC/HWIO convolutions with a stride > 1, a
+kernel of at most MAX_TAPS taps, no dilation and no feature groups; every other call is
+`jax.lax.conv_general_dilated` itself.
 """
 
 from __future__ import annotations
@@ -66,7 +68,15 @@ def _strided_bwd(strides, pads, precision, residuals, g):
     lhs, rhs = residuals
     _, lhs_vjp = jax.vjp(lambda x: _conv(x, rhs, strides, pads, precision), lhs)
     (d_lhs,) = lhs_vjp(g)
-    return d_lhs, weight_gradient(lhs, g, rhs.shape[:2], strides, pads, precision)
+
+    def xlas_own(lhs, g):  # GPU and TPU: their compilers' weight gradient, as autodiff gives
+        _, rhs_vjp = jax.vjp(lambda w: _conv(lhs, w, strides, pads, precision), rhs)
+        return rhs_vjp(g)[0]
+
+    d_rhs = lax.platform_dependent(
+        lhs, g, default=xlas_own,
+        cpu=lambda lhs, g: weight_gradient(lhs, g, rhs.shape[:2], strides, pads, precision))
+    return d_lhs, d_rhs
 
 
 def weight_gradient(lhs, g, kernel_size, strides, pads, precision=None):

@@ -82,6 +82,22 @@ def test_other_convolutions_are_laxs_own():
         x, w, (2, 2), "SAME", dimension_numbers=conv.NHWC))(x, stem))
 
 
+def test_gpu_and_tpu_compile_xlas_own_weight_gradient():
+    """Lowered for another platform, the weight gradient is autodiff's convolution; for the
+    CPU, one product per tap."""
+    x, w = jnp.ones((2, 8, 8, 4)), jnp.ones((3, 3, 4, 5))
+
+    def loss(w):
+        return jnp.sum(conv.conv_general_dilated(x, w, (2, 2), "SAME",
+                                                 dimension_numbers=conv.NHWC) ** 2)
+
+    ops = {}
+    for platform in ("cpu", "cuda", "tpu"):
+        text = jax.export.export(jax.jit(jax.grad(loss)), platforms=[platform])(w).mlir_module()
+        ops[platform] = (text.count("stablehlo.convolution"), text.count("stablehlo.dot_general"))
+    assert ops == {"cpu": (1, 9), "cuda": (2, 0), "tpu": (2, 0)}  # forward (+ gradient) convs
+
+
 def test_the_convnets_loss_and_gradients_match_flax_convolutions(monkeypatch):
     """The quickstart's ConvNet with Flax's own convolutions: the same loss bit for bit and
     gradients equal to float32 rounding (1.7e-7 of their norm measured; bound 1e-5). The
