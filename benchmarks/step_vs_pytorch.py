@@ -2,7 +2,7 @@
 
     python benchmarks/step_vs_pytorch.py [--cases convnet_views,convnet,resnet18,resnet50_112]
         [--threads 1,2] [--blocks 5] [--steps 3] [--data_dir DIR] [--control] [--torch_malloc]
-    python benchmarks/step_vs_pytorch.py --backward [--blocks 5] [--steps 3]
+    python benchmarks/step_vs_pytorch.py --backward [--blocks 5] [--steps 3] [--data_dir DIR]
 
 Each case is the same model, batch, views and optimizer in both frameworks:
 
