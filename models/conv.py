@@ -9,9 +9,10 @@ against 19 ms for a 256×32×32×32 array). In the quickstart ConvNet's forward 
 pass the transposes took 228 of 703 ms (one core, profiled). Per tap, the product here
 reads the input's strided slice as it lies (channels innermost); XLA transposes only the
 output's cotangent, once per convolution (half the input's size where a stride-2 layer
-doubles the channels). The forward pass and the
-input gradient are XLA's own, unchanged; the weight gradient is the same sum in another
-order (equal to float32 rounding: tests/test_conv.py).
+doubles the channels). The forward pass and the input gradient are XLA's own, unchanged;
+the weight gradient is the same sum in another order (equal to float32 rounding:
+tests/test_conv.py). It pays on one core (README: Speed on CPU); on two, XLA's
+transposes used the second thread better, and the quickstart's step measured the same.
 
 Only on CPU (`jax.lax.platform_dependent`: GPU and TPU compile autodiff's weight gradient,
 as without this module), and only for 4-D NHWC/HWIO convolutions with a stride > 1, a
