@@ -171,15 +171,12 @@ def plain_jax_step(case: str):
 
 
 def _genviews_loss(data_dir: str | None):
-    """The `convnet` case's model and loss as genviews computes them (Flax ConvNet with
-    models/conv.py's convolutions, projection head, online classifier, NT-Xent), on the
-    case's batch of 2 × 128 views (each image twice; no pixel views): (loss, params, views)."""
+    """The `convnet` case's loss as genviews' step computes it (`task.loss`: the Flax ConvNet
+    with models/conv.py's convolutions, projection head, online classifier, NT-Xent), on
+    the case's 128 images' views (no pixel views): (loss, params, views)."""
     sys.path.insert(0, ROOT)
     import jax
-    import jax.numpy as jnp
-    import optax
 
-    import losses
     import tasks
     from configs import quickstart, real
     from tasks.parallel import AXIS
@@ -192,25 +189,13 @@ def _genviews_loss(data_dir: str | None):
     task = tasks.get(cfg)
     state = task.init_state()
     batch = next(task.batches(0))
-    image = jnp.asarray(batch["image"], jnp.float32) / 255.0 * 2.0 - 1.0
-    x = jnp.concatenate([image, image])
-    labels = jnp.concatenate([jnp.asarray(batch["label"])] * 2)
-    ids = jnp.concatenate([jnp.arange(image.shape[0])] * 2)
-    c = cfg.loss
+    views = jax.jit(task.make_views)(0, batch["index"], batch["image"], batch["label"])
 
-    def loss(params, x):
-        def on_one_device(x):  # the model's BatchNorm averages over AXIS: bind it
-            (_, proj, logits, _), _ = task.model.apply(
-                {"params": params, "batch_stats": state.batch_stats}, x, None, train=True,
-                mutable=["batch_stats"])
-            contrastive = losses.contrastive(proj, ids, loss_name=c.name, labels=labels,
-                                             temperature=c.temperature,
-                                             base_temperature=c.base_temperature)
-            return contrastive + optax.softmax_cross_entropy_with_integer_labels(
-                logits, labels).mean()
-        return jax.vmap(on_one_device, axis_name=AXIS)(x[None])[0]
+    def loss(params, views):  # on a one-device data axis (the model's BatchNorm averages over it)
+        return jax.vmap(lambda v: task.loss(params, state.batch_stats, v)[0], axis_name=AXIS)(
+            jax.tree.map(lambda a: a[None], views))[0]
 
-    return loss, state.params, x
+    return loss, state.params, views
 
 
 def backward_cost(blocks: int, steps: int, data_dir: str | None) -> list[dict]:
@@ -224,8 +209,8 @@ def backward_cost(blocks: int, steps: int, data_dir: str | None) -> list[dict]:
 
     m = _plain_jax("convnet")
     plain_x = jnp.concatenate([m["images"], m["images"]]).astype(jnp.float32) / 255.0
-    loss, params, x = _genviews_loss(data_dir)
-    models = {"genviews": (loss, (params, x)),
+    loss, params, views = _genviews_loss(data_dir)
+    models = {"genviews": (loss, (params, views)),
               "convnet (plain JAX)": (m["loss"], (m["params"], plain_x, m["labels"]))}
     calls = {(name, part): (jax.jit(f if part == "forward" else jax.value_and_grad(f)), args)
              for name, (f, args) in models.items() for part in ("forward", "forward_backward")}

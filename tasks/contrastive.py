@@ -282,36 +282,39 @@ class ContrastiveTask:
                                  cfg=self.pixel_cfg[source])
         return jax.vmap(jax.vmap(make))(pkeys, images)
 
+    def loss(self, params, batch_stats, v: dict):
+        """The step's loss on views `v` (make_views' output), per device inside the data
+        axis: (loss, (the new BatchNorm statistics, the metrics of this device's rows))."""
+        c = self.config
+        x, labels = v["image"] * 2.0 - 1.0, v["label"]
+        total = x.shape[0] * jax.lax.psum(1, AXIS)
+        (_, proj, logits, latent_proj), updates = self.model.apply(
+            {"params": params, "batch_stats": batch_stats}, x, v["z"], train=True,
+            mutable=["batch_stats"])
+        if c.loss.name == "clip_latent":
+            contrastive = losses.sharded_clip(
+                losses.l2_normalize(proj), losses.l2_normalize(latent_proj),
+                jnp.exp(params["logit_scale"]), axis_name=AXIS)
+        else:
+            contrastive = losses.sharded_contrastive(
+                losses.l2_normalize(proj), v["id"], labels, axis_name=AXIS,
+                loss_name=c.loss.name, temperature=c.loss.temperature,
+                base_temperature=c.loss.base_temperature)
+        aux = {"contrastive_loss": contrastive}
+        loss = contrastive
+        if self.model.num_classes:
+            ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum() / total
+            aux["online_loss"] = ce
+            aux["online_acc"] = (jnp.argmax(logits, -1) == labels).sum() / total
+            loss = loss + ce
+        return loss, (updates["batch_stats"], aux)
+
     def step(self, state: TrainState, batch: dict, frozen: dict):
         c = self.config
         v = self.make_views(state.step, batch["index"], batch.get("image"), batch.get("label"),
                             batch.get("z"), frozen)
-        x, labels = v["image"] * 2.0 - 1.0, v["label"]
-        total = x.shape[0] * jax.lax.psum(1, AXIS)
-
-        def loss_fn(params):
-            (_, proj, logits, latent_proj), updates = self.model.apply(
-                {"params": params, "batch_stats": state.batch_stats}, x, v["z"], train=True,
-                mutable=["batch_stats"])
-            if c.loss.name == "clip_latent":
-                contrastive = losses.sharded_clip(
-                    losses.l2_normalize(proj), losses.l2_normalize(latent_proj),
-                    jnp.exp(params["logit_scale"]), axis_name=AXIS)
-            else:
-                contrastive = losses.sharded_contrastive(
-                    losses.l2_normalize(proj), v["id"], labels, axis_name=AXIS,
-                    loss_name=c.loss.name, temperature=c.loss.temperature,
-                    base_temperature=c.loss.base_temperature)
-            aux = {"contrastive_loss": contrastive}
-            loss = contrastive
-            if self.model.num_classes:
-                ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).sum() / total
-                aux["online_loss"] = ce
-                aux["online_acc"] = (jnp.argmax(logits, -1) == labels).sum() / total
-                loss = loss + ce
-            return loss, (updates["batch_stats"], aux)
-
-        grads, (batch_stats, aux) = jax.grad(loss_fn, has_aux=True)(state.params)
+        grads, (batch_stats, aux) = jax.grad(self.loss, has_aux=True)(
+            state.params, state.batch_stats, v)
         grads = jax.lax.psum(grads, AXIS)
         updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
