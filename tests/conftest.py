@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -95,3 +98,81 @@ def tfds_dir(tmp_path_factory) -> str:
         finally:
             shapes.SPLIT_SIZES.update(full)
     return path
+
+
+# The command lines' error tests run many short `python train.py ...` and `python eval.py ...`
+# commands; each new interpreter spends ~4 s importing JAX, TensorFlow and genviews before
+# it reads its flags. This server imports the two entry points once, then runs each command
+# in a fork of itself: the child starts with nothing parsed and no JAX backend, sets argv,
+# its directory and its own stdout and stderr, and runs the script's main as `python
+# SCRIPT` runs it (absl's app.run with the script's flags and flag parser). Tests that need
+# the real `python SCRIPT` (its __main__, signals, several processes) start it themselves.
+_CLI_SERVER = r"""
+import json, os, sys, traceback
+import eval as eval_script, train as train_script
+from absl import app
+
+scripts = {"train.py": train_script, "eval.py": eval_script}
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:  # the command; its exit code is the status
+        code = 1
+        try:
+            os.chdir(request["cwd"])
+            with open(request["stdout"], "w") as out, open(request["stderr"], "w") as err:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+            script = scripts[request["script"]]
+            sys.argv = [request["script"], *request["args"]]
+            script.define_flags()
+            app.run(script.main, argv=sys.argv, flags_parser=getattr(script, "parse_flags",
+                                                                    app.parse_flags_with_usage))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    status = os.waitpid(pid, 0)[1]
+    print(json.dumps(os.waitstatus_to_exitcode(status)), flush=True)
+"""
+
+
+class CommandLine:
+    """Runs `python SCRIPT ARGS` in the repository root, as subprocess.run would (see above)."""
+
+    def __init__(self, tmp_dir: str):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, JAX_PLATFORMS="cpu")
+        self._tmp, self._root, self._count = tmp_dir, root, 0
+        self._server = subprocess.Popen([sys.executable, "-c", _CLI_SERVER], cwd=root, env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def __call__(self, script: str, *args: str, cwd: str | None = None):
+        self._count += 1
+        out, err = (os.path.join(self._tmp, f"{self._count}.{name}") for name in ("out", "err"))
+        request = {"script": script, "args": [str(a) for a in args], "cwd": cwd or self._root,
+                   "stdout": out, "stderr": err}
+        self._server.stdin.write(json.dumps(request) + "\n")
+        self._server.stdin.flush()
+        reply = self._server.stdout.readline()
+        assert reply, f"the command-line server stopped (exit code {self._server.poll()})"
+        with open(out) as o, open(err) as e:
+            return subprocess.CompletedProcess([script, *args], json.loads(reply), o.read(), e.read())
+
+    def close(self):
+        self._server.stdin.close()
+        self._server.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def command_line(tmp_path_factory):
+    """`command_line("train.py", *args)`: that command's CompletedProcess (returncode, stdout,
+    stderr), from one server per test worker."""
+    cli = CommandLine(str(tmp_path_factory.mktemp("cli")))
+    yield cli
+    cli.close()

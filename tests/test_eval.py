@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -132,16 +130,10 @@ def test_compare_prints_one_table_and_names_a_dir_without_eval_json(tmp_path):
         report.compare([a, str(tmp_path / "missing")])
 
 
-def _cli(*args):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "eval.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_cli_errors_are_one_line(tmp_path):
-    result = _cli("--compare", str(tmp_path))
+def test_cli_errors_are_one_line(tmp_path, command_line):
+    result = command_line("eval.py", "--compare", str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path} has no eval.json: evaluate it "
                                                   f"first with python eval.py --workdir {tmp_path}"]
-    result = _cli("--workdir", str(tmp_path))
+    result = command_line("eval.py", "--workdir", str(tmp_path))
     assert result.returncode == 2 and "is not a run directory" in result.stderr.strip().splitlines()[-1]

@@ -187,12 +187,6 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert np.all(np.isfinite(_flat(_params(workdir, step))))
 
 
-def _cli(*args, cwd=ROOT):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "train.py", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize("args,expected", [
     (["--config.optim.lrr=0.1"], "unknown config key optim.lrr"),
     (["--config.optim.lr=-1"], "config key optim.lr: must be > 0"),
@@ -201,11 +195,12 @@ def _cli(*args, cwd=ROOT):
     (["--config.generator.init=checkpoint", "--config.generator.checkpoint=/no/such/dir"],
      "no generator checkpoint in /no/such/dir"),
 ])
-def test_bad_input_is_one_line_and_overwrites_nothing(tmp_path, args, expected):
+def test_bad_input_is_one_line_and_overwrites_nothing(tmp_path, args, expected, command_line):
     workdir = tmp_path / "run"
     workdir.mkdir()
     (workdir / "config.json").write_text("precious")
-    result = _cli("--config", "configs/genviews.py:smoke", "--workdir", str(workdir), *args)
+    result = command_line("train.py", "--config", "configs/genviews.py:smoke", "--workdir", workdir,
+                          *args)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and expected in last, result.stderr[-2000:]
@@ -220,7 +215,7 @@ def _one_line_error(result) -> str:
     return lines[0]
 
 
-def test_config_errors_found_after_loading_are_one_line(tmp_path):
+def test_config_errors_found_after_loading_are_one_line(tmp_path, command_line):
     # supcon on a generator that turns out unconditional only when it is loaded
     import jax
 
@@ -228,27 +223,28 @@ def test_config_errors_found_after_loading_are_one_line(tmp_path):
 
     g = generators.build("dcgan", {"z_dim": 16, "num_classes": 0, "resolution": 32, "width": 8})
     generators.save(str(tmp_path / "g"), g, jax.jit(g.init)(jax.random.key(0)))
-    line = _one_line_error(_cli(
-        "--config", "configs/genviews.py:smoke", "--workdir", str(tmp_path / "supcon"),
+    line = _one_line_error(command_line(
+        "train.py", "--config", "configs/genviews.py:smoke", "--workdir", tmp_path / "supcon",
         "--config.generator.init=checkpoint", f"--config.generator.checkpoint={tmp_path / 'g'}",
         "--config.loss.name=supcon"))
     assert "config key loss.name: supcon needs classes" in line
     # a generator family that can be loaded but not pretrained here
-    line = _one_line_error(_cli("--config", "configs/generator.py:smoke", "--workdir",
-                                str(tmp_path / "gan"), "--config.generator.family=biggan_deep"))
+    line = _one_line_error(command_line("train.py", "--config", "configs/generator.py:smoke",
+                                        "--workdir", tmp_path / "gan",
+                                        "--config.generator.family=biggan_deep"))
     assert "config key generator.family" in line
 
 
-def test_a_renamed_key_names_its_new_name(tmp_path):
-    line = _one_line_error(_cli("--config", "configs/genviews.py:smoke", "--workdir",
-                                str(tmp_path / "run"), "--config.eval.knn_k=5"))
+def test_a_renamed_key_names_its_new_name(tmp_path, command_line):
+    line = _one_line_error(command_line("train.py", "--config", "configs/genviews.py:smoke",
+                                        "--workdir", tmp_path / "run", "--config.eval.knn_k=5"))
     assert line == "error: config key eval.knn_k is now eval.knn.k"
     assert not os.path.exists(tmp_path / "run")
 
 
-def test_a_mistyped_config_arg_is_one_line(tmp_path):
-    line = _one_line_error(_cli("--config", "configs/real.py:smok", "--workdir",
-                                str(tmp_path / "r")))
+def test_a_mistyped_config_arg_is_one_line(tmp_path, command_line):
+    line = _one_line_error(command_line("train.py", "--config", "configs/real.py:smok",
+                                        "--workdir", tmp_path / "r"))
     assert line == "error: unknown config arg 'smok'; this config knows ['smoke']"
     assert not os.path.exists(tmp_path / "r")
 
@@ -259,21 +255,24 @@ def test_a_mistyped_config_arg_is_one_line(tmp_path):
                                              # raised inside a library: still the config's line
                                              ("import fractions\n\ndef get_config(arg=None):\n"
                                               "    return fractions.Fraction(1, 0)\n", 4, "")])
-def test_a_config_file_that_does_not_load_is_one_line_naming_its_line(tmp_path, body, line, arg):
+def test_a_config_file_that_does_not_load_is_one_line_naming_its_line(tmp_path, body, line, arg,
+                                                                      command_line):
     path = tmp_path / "broken.py"  # with and without a config arg: `arg`
     path.write_text(body)
-    error = _one_line_error(_cli("--config", f"{path}{arg}", "--workdir", str(tmp_path / "run")))
+    error = _one_line_error(command_line("train.py", "--config", f"{path}{arg}", "--workdir",
+                                         tmp_path / "run"))
     assert error.startswith(f"error: config file {path}, line {line}: ")
     assert not (tmp_path / "run").exists()
 
 
-def test_unknown_dataset_and_unwritable_workdir(tmp_path, tfds_dir):
-    result = _cli("--config", "configs/real.py:smoke", "--workdir", str(tmp_path / "r"),
+def test_unknown_dataset_and_unwritable_workdir(tmp_path, tfds_dir, command_line):
+    result = command_line("train.py", "--config", "configs/real.py:smoke", "--workdir", str(tmp_path / "r"),
                   "--config.data.name=no_such_dataset")
     assert result.returncode == 2 and "unknown dataset 'no_such_dataset'" in result.stderr
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = _cli("--config", "configs/genviews.py:smoke", "--workdir", str(blocker / "run"))
+    result = command_line("train.py", "--config", "configs/genviews.py:smoke", "--workdir",
+                          blocker / "run")
     assert result.returncode == 2 and "is not writable" in result.stderr
 
 
