@@ -116,7 +116,7 @@ def test_a_run_named_by_views_walks_is_trained_first_and_resolved(tmp_path):
     assert run.views.walks == str(tmp_path / "walks")
 
 
-def test_views_walks_naming_no_run_is_a_one_line_error(tmp_path):
+def test_views_walks_naming_no_run_is_a_one_line_error(tmp_path, command_line):
     with pytest.raises(ConfigError, match="runs.steered.views.walks: '@nothing' names no run"):
         study.validate(_steered("@nothing"))
     path = tmp_path / "study.py"
@@ -126,9 +126,7 @@ def test_views_walks_naming_no_run_is_a_one_line_error(tmp_path):
                     "    c.runs.steered.views.latent = 'steer'\n"
                     "    c.runs.steered.views.walks = '@nothing'\n"
                     "    c.kinds.steered = 'generated'\n    return c\n")
-    result = subprocess.run([sys.executable, "train.py", "--config", str(path), "--workdir",
-                             str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
-                            env=dict(os.environ, JAX_PLATFORMS="cpu"), timeout=300)
+    result = command_line("train.py", "--config", path, "--workdir", tmp_path / "out")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: config key runs.steered.views.walks: '@nothing' names no run of the study"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -291,7 +289,8 @@ def test_eval_json_has_every_evaluator(finished_run, tfds_dir):
         assert 0 <= r[part]["top1"] <= 100
 
 
-def test_eval_refuses_unfinished_runs_and_unknown_datasets(finished_run, tmp_path, tfds_dir):
+def test_eval_refuses_unfinished_runs_and_unknown_datasets(finished_run, tmp_path, tfds_dir,
+                                                           command_line):
     from errors import UserError
     from evaluators import registry
 
@@ -304,9 +303,7 @@ def test_eval_refuses_unfinished_runs_and_unknown_datasets(finished_run, tmp_pat
     with pytest.raises(UserError, match="unfinished"):
         registry.evaluate(copy, data_dir=tfds_dir)
     shutil.rmtree(os.path.join(copy, "checkpoints"))
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "eval.py", "--workdir", copy], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = command_line("eval.py", "--workdir", copy)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {copy} has no checkpoint in {os.path.join(copy, 'checkpoints')}: train it first"]
