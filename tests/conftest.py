@@ -32,9 +32,14 @@ if _OWN_CACHE:
 # step of evaluators/generator_quality.py's judge, finite at levels 1 and 2 (measured,
 # JAX 0.10.2). The workers and the tests' subprocesses inherit it; a level the user sets
 # is kept.
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = " ".join(
-        [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=1"]).strip()
+#
+# And with XLA:CPU's older elemental fusion code generator, not its MLIR fusion emitters
+# (`--xla_cpu_use_fusion_emitters=false`): the genviews smoke step compiles in 9.9 s instead
+# of 14.1 s, the real-image one in 7.6 s instead of 11.6 s, on a 2-core x86 CPU (JAX 0.10.2).
+SUITE_XLA_FLAGS = ("--xla_backend_optimization_level=1", "--xla_cpu_use_fusion_emitters=false")
+for _flag in SUITE_XLA_FLAGS:
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), _flag]).strip()
 
 # genviews' glibc malloc options (tasks/parallel.py, MALLOC_OPTIONS) make a training step
 # faster and a compile slower (the quickstart-sized step: medians 11.9 -> 13.9 s to compile,

@@ -64,15 +64,16 @@ XLA_DEFAULT_CONVOLUTIONS = "--xla_cpu_experimental_ynn_fusion_type=+individual_c
 
 
 def _env(devices: int) -> dict:
-    """`devices` CPU devices, XLA's default convolutions and the suite's optimisation level 1
-    (conftest). Measured at level 1 against the 1-device run (2026-12-01, this 2-core x86
-    CPU): pmap on 4 devices 2.3e-6 after one step and 2.3e-6 after two, shard_map on 2
-    processes × 2 devices 2.4e-6 and 2.3e-6, as at level 2; it saves ~20 s of compiling.
-    (At level 1 shard_map on 4 devices of one process, no longer run here, compiled to
-    another path, 4.0e-4 from the 1-device update.)"""
+    """`devices` CPU devices, XLA's default convolutions and the suite's XLA flags (conftest:
+    optimisation level 1, XLA:CPU's elemental fusion code generator). Measured at level 1
+    against the 1-device run (2026-12-01, this 2-core x86 CPU): pmap on 4 devices 2.3e-6
+    after one step and 2.3e-6 after two, shard_map on 2 processes × 2 devices 2.4e-6 and
+    2.3e-6, as at level 2; it saves ~20 s of compiling. (At level 1 shard_map on 4 devices
+    of one process, no longer run here, compiled to another path, 4.0e-4 from the 1-device
+    update.)"""
     return dict(os.environ, JAX_PLATFORMS="cpu",
-                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
-                          f"{XLA_DEFAULT_CONVOLUTIONS} --xla_backend_optimization_level=1")
+                XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {XLA_DEFAULT_CONVOLUTIONS} "
+                          f"--xla_force_host_platform_device_count={devices}")
 
 
 def _train(workdir, config, devices, *extra, tfds_dir=None):
