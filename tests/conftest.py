@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -164,6 +165,8 @@ class CommandLine:
                    "stdout": out, "stderr": err}
         self._server.stdin.write(json.dumps(request) + "\n")
         self._server.stdin.flush()
+        ready, _, _ = select.select([self._server.stdout], [], [], 300)  # subprocess.run's timeout
+        assert ready, f"python {script} {' '.join(map(str, args))} ran for over 300 s"
         reply = self._server.stdout.readline()
         assert reply, f"the command-line server stopped (exit code {self._server.poll()})"
         with open(out) as o, open(err) as e:
