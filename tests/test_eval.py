@@ -12,8 +12,6 @@ from errors import UserError
 from evaluators import fewshot, knn, linear_probe, sgd_probe
 from studies import report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _planted(n: int, d: int = 8, classes: int = 3, seed: int = 0):
     """Features with classes separated by a planted linear map (margin, no label noise)."""

@@ -15,8 +15,6 @@ from data.rundir import restore_on_one_device
 from errors import NonFiniteLoss
 from tasks import loop
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _metrics(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -264,8 +262,8 @@ def test_a_config_file_that_does_not_load_is_one_line_naming_its_line(tmp_path, 
 
 
 def test_unknown_dataset_and_unwritable_workdir(tmp_path, tfds_dir, command_line):
-    result = command_line("train.py", "--config", "configs/real.py:smoke", "--workdir", str(tmp_path / "r"),
-                  "--config.data.name=no_such_dataset")
+    result = command_line("train.py", "--config", "configs/real.py:smoke", "--workdir", tmp_path / "r",
+                          "--config.data.name=no_such_dataset")
     assert result.returncode == 2 and "unknown dataset 'no_such_dataset'" in result.stderr
     blocker = tmp_path / "file"
     blocker.write_text("")
