@@ -64,7 +64,7 @@ from data import export as export_lib
 from data import subset as subset_lib
 from errors import ConfigError, UserError
 from evaluators import coreset, features, linear_probe, prune
-from studies import plots
+from studies import plots, report
 from studies import run as study
 from tasks.classifier import RESULT as CLASSIFIER_RESULT
 from tasks.classifier import ClassifierTask
@@ -364,6 +364,7 @@ def _select(warm: str, train, noisy: np.ndarray, count: int, *, seed: int, tau: 
 
 def _write(out: str, results: dict) -> None:
     os.makedirs(out, exist_ok=True)
+    results.setdefault("machine", report.machine())  # where the numbers came from
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     rows = results["rows"]
@@ -372,7 +373,7 @@ def _write(out: str, results: dict) -> None:
     tested = (f"{results['num_test']} test examples (clean labels)" if results["num_test"]
               else "tested on real images")
     lines = [f"# {results['title']}", "",
-             f"    {results['command']}", "",
+             f"    {results['command']}", "", report.machine_line(results["machine"]), "",
              f"Embeddings and confidences: `{results['encoder']}`; {results['num_train']} examples "
              f"of `{results['dataset']}` (noisy labels), {tested}. Learner: {results['classifier']}. "
              f"Prune4ReL: τ = {results['tau']}, η = {results['eta']}, class-balanced. Test top-1 (%), "

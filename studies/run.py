@@ -214,7 +214,8 @@ def run(config, workdir: str, command: str = "") -> dict:
 
     if config.get("fidelity") and config.fidelity.encoder:
         _add_fidelity(config, workdir, rows)
-    results = {"study": config.study, "command": command, "rows": rows, "other_runs": extra}
+    results = {"study": config.study, "command": command, "machine": report.machine(), "rows": rows,
+               "other_runs": extra}
     report.write(workdir, config, results)
     return results
 

@@ -115,6 +115,10 @@ def test_noisy_label_study_writes_its_table(encoder_dir, tfds_dir, tmp_path):
     assert all(r["n"] == 100 and 0 <= r["test_top1"] <= 100 for m, r in rows.items() if m != "whole set")
     assert results["command"].startswith("python -m studies.prune --encoder")
     assert (out / "results.png").exists() and "| 20% | 50% |" in (out / "results.md").read_text()
+    from studies import report  # and which machine the numbers came from
+
+    assert results["machine"]["devices"] == 1 and results["machine"]["cpu"]
+    assert report.machine_line(results["machine"]) in (out / "results.md").read_text()
 
 
 def test_prune_command_errors(encoder_dir, tfds_dir, tmp_path, capsys):

@@ -11,6 +11,7 @@ import numpy as np
 
 from configs import quickstart
 from models import generators
+from studies import report
 from studies import run as study
 
 
@@ -31,7 +32,13 @@ def test_quickstart_smoke_runs_every_stage(tmp_path, tfds_dir):
         with open(os.path.join(workdir, r["run"], "eval.json")) as f:
             assert {"linear_probe", "knn"} <= json.load(f).keys()
     with open(os.path.join(workdir, "results.json")) as f:
-        assert json.load(f)["rows"] == results["rows"]
+        saved = json.load(f)
+    assert saved["rows"] == results["rows"]
+    # which machine the numbers came from (bit-identical only on the same one)
+    m = saved["machine"]
+    assert (m["jax"], m["backend"], m["devices"], m["processes"], m["cpu_cores"]) == (
+        jax.__version__, jax.default_backend(), jax.device_count(), 1, os.cpu_count())
+    assert m["cpu"] and report.machine_line(m) in open(os.path.join(workdir, "results.md")).read()
     for name in ("results.md", "results.png", "views.png", "config.json",
                  "generator/samples.png", "generator/generator.json"):
         assert os.path.exists(os.path.join(workdir, name)), name
