@@ -3,6 +3,7 @@
     python benchmarks/step_vs_pytorch.py [--cases convnet_views,convnet,resnet18,resnet50_112]
         [--threads 1,2] [--blocks 5] [--steps 3] [--data_dir DIR] [--control] [--torch_malloc]
     python benchmarks/step_vs_pytorch.py --backward [--blocks 5] [--steps 3] [--data_dir DIR]
+    python benchmarks/step_vs_pytorch.py --layers [--blocks 5] [--steps 3]
 
 Each case is the same model, batch, views and optimizer in both frameworks:
 
@@ -29,6 +30,12 @@ genviews' throughput / PyTorch's. One JSON line per (case, threads), then a tabl
 `--backward` times, instead, the `convnet` case's forward pass (the loss) against its
 forward and backward pass (loss and gradients), both jitted, alternated, on one core:
 genviews' model and loss, and the plain-JAX model of `--control`.
+
+`--layers` times each convolution of the `convnet` case alone (its input shape at 256 views,
+random inputs): forward, and forward with both gradients, in genviews (models/conv.py's
+convolution, jitted) and in PyTorch (`F.conv2d` and autograd, NCHW as its CPU step runs),
+alternated in one process on one core, so both frameworks run with genviews' malloc
+options. It tells which layers, and which pass, make the step's remaining gap.
 
 `--control` adds, for the `convnet` case, a third worker in the same alternation: the
 same step written in plain JAX and Optax in this file (no Flax, no genviews task, no
@@ -230,6 +237,78 @@ def backward_cost(blocks: int, steps: int, data_dir: str | None) -> list[dict]:
                      "forward_backward_s": round(both, 4),
                      "backward_over_forward": round((both - fwd) / fwd, 2),
                      "blocks": blocks, "steps_per_block": steps})
+    return rows
+
+
+def _layer_calls(x, w, stride: int) -> dict:
+    """One convolution (NHWC input x, HWIO kernel w) as four calls that finish their work:
+    genviews' and PyTorch's forward, and forward with input and weight gradients."""
+    import jax
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from models import conv
+
+    def jax_conv(x, w):
+        return conv.conv_general_dilated(x, w, (stride, stride), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    g = np.ones(jax.eval_shape(jax_conv, x, w).shape, np.float32)
+    jx, jw, jg = jax.device_put((x, w, g))
+    jax_fwd = jax.jit(jax_conv)
+    jax_both = jax.jit(lambda x, w, g: jax.vjp(jax_conv, x, w)[1](g))
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_(True)
+    tw = torch.from_numpy(w.transpose(3, 2, 0, 1).copy()).requires_grad_(True)
+    tg = torch.from_numpy(g.transpose(0, 3, 1, 2).copy())
+
+    def torch_fwd():
+        with torch.no_grad():
+            return F.conv2d(tx, tw, stride=stride, padding=1)
+
+    def torch_both():
+        return torch.autograd.grad(F.conv2d(tx, tw, stride=stride, padding=1), (tx, tw), tg)
+
+    return {"genviews_forward": lambda: jax.block_until_ready(jax_fwd(jx, jw)),
+            "genviews_forward_backward": lambda: jax.block_until_ready(jax_both(jx, jw, jg)),
+            "pytorch_forward": torch_fwd, "pytorch_forward_backward": torch_both}
+
+
+def layer_costs(blocks: int, steps: int) -> list[dict]:
+    """The `convnet` case's convolutions one by one (module doc, `--layers`): median seconds
+    of the forward pass and of the forward pass with input and weight gradients, genviews'
+    and PyTorch's, in alternated blocks on one core of this process."""
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    sys.path.insert(0, ROOT)
+    from tasks.parallel import set_cpu_flags
+
+    set_cpu_flags()
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    views, size, rows = 2 * CASES["convnet"][2], CASES["convnet"][1], []
+    widths = (3, WIDTH, 2 * WIDTH, 4 * WIDTH, 8 * WIDTH)
+    for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        stride, h = 1 if i == 0 else 2, size // (2 ** max(0, i - 1))
+        x = rng.standard_normal((views, h, h, cin), np.float32)
+        w = rng.standard_normal((3, 3, cin, cout), np.float32) * (2 / (9 * cin)) ** 0.5
+        calls = _layer_calls(x, w, stride)
+        times = {name: [] for name in calls}
+        for f in calls.values():
+            f()  # compile, warm up
+        for _ in range(blocks):
+            for name, f in calls.items():
+                start = time.perf_counter()
+                for _ in range(steps):
+                    f()
+                times[name].append((time.perf_counter() - start) / steps)
+        row = {"layer": i, "input": [views, h, h, cin], "out_channels": cout, "stride": stride}
+        row.update({name: round(statistics.median(t), 4) for name, t in times.items()})
+        row["forward_backward_ratio"] = round(row["pytorch_forward_backward"]
+                                              / row["genviews_forward_backward"], 2)
+        rows.append(row)
     return rows
 
 
@@ -445,6 +524,9 @@ def main() -> None:
     p.add_argument("--backward", action="store_true",
                    help="only time the convnet case's forward against its forward + backward, "
                         "genviews' model and the plain-JAX one, on one core")
+    p.add_argument("--layers", action="store_true",
+                   help="only time the convnet case's convolutions one by one, genviews' against "
+                        "PyTorch's, forward and forward + backward, on one core")
     p.add_argument("--torch_malloc", action="store_true",
                    help="run PyTorch with genviews' malloc options too (see the module doc)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -455,6 +537,19 @@ def main() -> None:
     if args.backward:
         for row in backward_cost(args.blocks, args.steps, args.data_dir):
             print(json.dumps(row))
+        return
+    if args.layers:
+        rows = layer_costs(args.blocks, args.steps)
+        for row in rows:
+            print(json.dumps(row))
+        print("\n| layer | input (N, H, W, C) | out | stride | genviews fwd / fwd+bwd (ms) | "
+              "PyTorch fwd / fwd+bwd (ms) | genviews speed / PyTorch's, fwd+bwd |")
+        print("|---:|---|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['layer']} | {tuple(r['input'])} | {r['out_channels']} | {r['stride']} | "
+                  f"{1e3 * r['genviews_forward']:.0f} / {1e3 * r['genviews_forward_backward']:.0f} | "
+                  f"{1e3 * r['pytorch_forward']:.0f} / {1e3 * r['pytorch_forward_backward']:.0f} | "
+                  f"{r['forward_backward_ratio']:.2f} |")
         return
     rows = []
     for case in args.cases.split(","):
