@@ -24,6 +24,7 @@ import jax
 from configs.common import RENAMED
 from errors import ConfigError, UserError, check
 from evaluators import features, fewshot, knn, linear_probe, sample_fidelity, sgd_probe
+from tasks.parallel import machine
 
 # name -> module (its `validate` and `run`); the order is eval.json's and the tables'.
 EVALUATORS = {
@@ -113,7 +114,7 @@ def evaluate(workdir: str, *, dataset: str | None = None, data_dir: str | None =
     result = {"workdir": os.path.abspath(workdir), "step": run.step, "dataset": name,
               "train_split": train.split, "test_split": test.split,
               "num_train": len(train), "num_test": len(test),
-              "feature_dim": int(probe.train_x.shape[1])}
+              "feature_dim": int(probe.train_x.shape[1]), "machine": machine()}
     for n in names:
         t = time.time()
         result[n] = EVALUATORS[n].run(probe)

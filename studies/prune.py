@@ -68,6 +68,7 @@ from studies import plots, report
 from studies import run as study
 from tasks.classifier import RESULT as CLASSIFIER_RESULT
 from tasks.classifier import ClassifierTask
+from tasks.parallel import machine
 
 METHODS = ("prune4rel_self", "prune4rel_full", "random")
 
@@ -364,7 +365,7 @@ def _select(warm: str, train, noisy: np.ndarray, count: int, *, seed: int, tau: 
 
 def _write(out: str, results: dict) -> None:
     os.makedirs(out, exist_ok=True)
-    results.setdefault("machine", report.machine())  # where the numbers came from
+    results.setdefault("machine", machine())  # where the numbers came from
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     rows = results["rows"]

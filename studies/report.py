@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 
 import numpy as np
@@ -119,34 +118,8 @@ def markdown_table(leading: list[dict[str, str]], headlines: list[dict[str, floa
     return "\n".join(lines)
 
 
-def machine() -> dict:
-    """Where a study ran: the CPU, JAX's backend, device and process counts, and the versions.
-    Float32 results are bit-identical only on the same machine with the same device count
-    (README: What to expect elsewhere), so a results table says which it came from."""
-    import jax
-    import jaxlib
-
-    cpu, isa = platform.processor() or platform.machine(), []
-    try:  # Linux: the model (a VM may name only the vendor) and the vector units, which
-        with open("/proc/cpuinfo") as f:  # decide XLA:CPU's kernels and so the rounding
-            info = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
-                        if ":" in line)
-        info = {k.strip(): v.strip() for k, v in info.items()}
-        cpu = " ".join([info.get("model name", cpu)] + [f"{key} {info[key]}" for key in
-                                                         ("cpu family", "model") if key in info])
-        isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")
-               if f in info.get("flags", info.get("Features", "")).split()]
-    except (OSError, ValueError):
-        pass
-    return {"cpu": cpu, "cpu_isa": isa, "cpu_cores": os.cpu_count(), "backend": jax.default_backend(),
-            "device_kind": jax.devices()[0].device_kind, "devices": jax.device_count(),
-            "processes": jax.process_count(), "jax": jax.__version__,
-            "jaxlib": jaxlib.__version__, "python": platform.python_version(),
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
-
-
 def machine_line(m: dict) -> str:
-    """machine() in one sentence, for results.md."""
+    """tasks.parallel.machine() in one sentence, for results.md."""
     kind = "" if m["device_kind"] == m["backend"] else f" ({m['device_kind']})"
     isa = f" ({', '.join(m['cpu_isa'])})" if m["cpu_isa"] else ""
     return (f"Machine: {m['cpu']}{isa}, {m['cpu_cores']} cores; JAX {m['jax']} on "

@@ -37,6 +37,7 @@ from tasks import loop
 from tasks import validate as tasks_validate
 from tasks.contrastive import load_generator
 from tasks.forward_forward import uses_generator as ff_uses_generator
+from tasks.parallel import machine
 
 REFERENCES = ("generator.checkpoint", "views.walks")  # run keys that may name another run, "@NAME"
 
@@ -214,7 +215,7 @@ def run(config, workdir: str, command: str = "") -> dict:
 
     if config.get("fidelity") and config.fidelity.encoder:
         _add_fidelity(config, workdir, rows)
-    results = {"study": config.study, "command": command, "machine": report.machine(), "rows": rows,
+    results = {"study": config.study, "command": command, "machine": machine(), "rows": rows,
                "other_runs": extra}
     report.write(workdir, config, results)
     return results

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import socket
 import time
 from collections.abc import Callable
@@ -60,6 +61,32 @@ def set_cpu_flags() -> bool:
     if added:
         os.environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
     return set_malloc_options()
+
+
+def machine() -> dict:
+    """Where this process runs: the CPU, JAX's backend, device and process counts, and the
+    versions. Float32 results are bit-identical only on the same machine with the same device
+    count (README: What to expect elsewhere), so eval.json and a study's results say which
+    machine they came from."""
+    import jaxlib
+
+    cpu, isa = platform.processor() or platform.machine(), []
+    try:  # Linux: the model (a VM may name only the vendor) and the vector units, which
+        with open("/proc/cpuinfo") as f:  # decide XLA:CPU's kernels and so the rounding
+            info = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines()
+                        if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        cpu = " ".join([info.get("model name", cpu)] + [f"{key} {info[key]}" for key in
+                                                         ("cpu family", "model") if key in info])
+        isa = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")
+               if f in info.get("flags", info.get("Features", "")).split()]
+    except (OSError, ValueError):
+        pass
+    return {"cpu": cpu, "cpu_isa": isa, "cpu_cores": os.cpu_count(), "backend": jax.default_backend(),
+            "device_kind": jax.devices()[0].device_kind, "devices": jax.device_count(),
+            "processes": jax.process_count(), "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__, "python": platform.python_version(),
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def glibc() -> bool:

@@ -250,4 +250,5 @@ def test_eval_on_two_processes_matches_one_process(genviews_one_device, tmp_path
     assert "knn" in outputs[0][0] and "knn" not in outputs[1][0]  # process 0 reports
     a, b = (json.loads((d / "eval.json").read_text()) for d in (one, two))
     assert (a["num_train"], a["num_test"]) == (b["num_train"], b["num_test"])
+    assert (a["machine"]["processes"], b["machine"]["processes"]) == (1, 2)  # where each came from
     assert abs(a["knn"]["top1"] - b["knn"]["top1"]) <= 100 / a["num_test"] + 1e-9
