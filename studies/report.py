@@ -145,8 +145,7 @@ def write(workdir: str, config, results: dict) -> None:
     lines = [f"# {config.study}", ""]
     if results.get("command"):
         lines += [f"Produced by `{results['command']}`.", ""]
-    if results.get("machine"):
-        lines += [machine_line(results["machine"]), ""]
+    lines += [machine_line(results["machine"]), ""]
     lines += [markdown_table(leading, rows,
                                         [{"wall (s)": f"{r['wall_s']:.0f}"} for r in rows]),
               "", "top-1 (%) on the real test split; few-shot: mean ± std over seeds."]

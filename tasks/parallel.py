@@ -56,11 +56,17 @@ def set_cpu_flags() -> bool:
     """Makes genviews' CPU settings, keeping any the user made: CPU_XLA_FLAGS added to
     $XLA_FLAGS (XLA reads the variable when JAX starts its backend, so entry points call this
     before any computation) and set_malloc_options(), whose answer it returns."""
+    add_xla_flags(CPU_XLA_FLAGS)
+    return set_malloc_options()
+
+
+def add_xla_flags(flags) -> None:
+    """Adds each of `flags` ("--name=value") to $XLA_FLAGS unless it already names that flag:
+    a value the user set is kept."""
     current = os.environ.get("XLA_FLAGS", "")
-    added = [f for f in CPU_XLA_FLAGS if f.split("=")[0] not in current]
+    added = [f for f in flags if f.split("=")[0] not in current]
     if added:
         os.environ["XLA_FLAGS"] = " ".join([current, *added]).strip()
-    return set_malloc_options()
 
 
 def machine() -> dict:

@@ -38,9 +38,16 @@ if _OWN_CACHE:
 # (`--xla_cpu_use_fusion_emitters=false`): the genviews smoke step compiles in 8.3-8.8 s
 # instead of 12.6-14.1 s (three alternated pairs at level 1, 2-core x86 CPU, JAX 0.10.2).
 SUITE_XLA_FLAGS = ("--xla_backend_optimization_level=1", "--xla_cpu_use_fusion_emitters=false")
-for _flag in SUITE_XLA_FLAGS:
-    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), _flag]).strip()
+
+
+def _add_suite_xla_flags() -> None:
+    # imported here, after the cache's variables above: JAX reads them when it is imported
+    from tasks.parallel import add_xla_flags
+
+    add_xla_flags(SUITE_XLA_FLAGS)
+
+
+_add_suite_xla_flags()
 
 # genviews' glibc malloc options (tasks/parallel.py, MALLOC_OPTIONS) make a training step
 # faster and a compile slower (the quickstart-sized step: medians 11.9 -> 13.9 s to compile,
