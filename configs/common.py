@@ -183,9 +183,6 @@ def base() -> ml_collections.ConfigDict:
     c.eval.linear_probe.val_fraction = 0.1  # fraction of train held out to choose the L2 strength
     c.eval.linear_probe.l2_grid = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # candidate L2 strengths
     c.eval.linear_probe.steps = 1000  # most L-BFGS steps; the probe stops at its gradient tolerance
-    # device memory (GB) the probe may take per device: the L2 grid is fit at once within it,
-    # else one strength at a time (evaluators/linear_probe.py)
-    c.eval.linear_probe.max_gb = 16.0
     c.eval.knn = ml_collections.ConfigDict()
     c.eval.knn.k = 200  # neighbours of the kNN classifier
     c.eval.knn.temperature = 0.07  # weight exp(cos / T) of each neighbour
