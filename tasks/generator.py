@@ -22,6 +22,7 @@ every draw in genviews. At the end the generator is exported with
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -227,22 +228,23 @@ class GeneratorTask:
 
     def _standing_stats(self, params, stats, batches: int = 40, size: int = 256):
         """BatchNorm running statistics of `params`, from `batches` batches of fresh samples."""
-        module = type(self.g)(**self.hparams)
-        classes = max(self.hparams["num_classes"], 1)
-
-        @jax.jit
-        def update(stats, key):
-            kz, ky = jax.random.split(key)
-            z = jax.random.normal(kz, (size, self.hparams["z_dim"]))
-            y = jax.random.randint(ky, (size,), 0, classes)
-            _, upd = module.apply({"params": params, "batch_stats": stats}, z, y, train=True,
-                                  mutable=["batch_stats"])
-            return upd["batch_stats"]
-
         key = jax.random.key(self.config.seed + 7919)
         for i in range(batches):
-            stats = update(stats, jax.random.fold_in(key, i))
+            stats = self._stats_update(params, stats, jax.random.fold_in(key, i), size)
         return stats
+
+    @functools.partial(jax.jit, static_argnums=(0, 4))
+    def _stats_update(self, params, stats, key, size):
+        """One batch of `size` samples' update of G's BatchNorm statistics. Compiled once per
+        task, with the parameters an argument: a closure over them made XLA constants of
+        them, and a new program at every call (the sample grids, the export)."""
+        kz, ky = jax.random.split(key)
+        z = jax.random.normal(kz, (size, self.hparams["z_dim"]))
+        y = jax.random.randint(ky, (size,), 0, max(self.hparams["num_classes"], 1))
+        module = type(self.g)(**self.hparams)  # no axis_name: statistics of this batch
+        _, upd = module.apply({"params": params, "batch_stats": stats}, z, y, train=True,
+                              mutable=["batch_stats"])
+        return upd["batch_stats"]
 
     def sample_grid(self, state: TrainState) -> np.ndarray:
         return class_grid(self.generator(state, stats_batches=min(8, self.config.gan.stats_batches)))
