@@ -69,8 +69,8 @@ if "glibc.malloc." not in os.environ.get("GLIBC_TUNABLES", ""):
 # worker does not wait while the other prepares the dataset (tfds_dir).
 HEAVIEST_FIRST = ("test_parallel.py", "test_gpu_benchmark.py", "test_train.py", "test_faults.py",
                   "test_view_types.py", "test_sprites.py", "test_prune.py", "test_steering.py",
-                  "test_gan.py", "test_probe_reference.py", "test_sample_fidelity.py",
-                  "test_biggan.py", "test_views.py", "test_forward_forward.py",
+                  "test_gan.py", "test_step_vs_pytorch.py", "test_probe_reference.py",
+                  "test_sample_fidelity.py", "test_biggan.py", "test_views.py", "test_forward_forward.py",
                   "test_quickstart.py", "test_generator_quality.py")
 
 
