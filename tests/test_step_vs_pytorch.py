@@ -13,6 +13,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from step_vs_pytorch import CASES  # noqa: E402  (the script's own case table: stdlib imports only)
 
 
 def test_step_vs_pytorch_runs_the_three_steps_and_reports_their_ratio(tfds_dir):
@@ -27,7 +29,7 @@ def test_step_vs_pytorch_runs_the_three_steps_and_reports_their_ratio(tfds_dir):
     assert (r["case"], r["threads"], r["blocks"], r["steps_per_block"]) == ("convnet", 1, 1, 1)
     genviews, torch, plain = r["genviews_s_per_step"], r["pytorch_s_per_step"], r["plain_jax_s_per_step"]
     assert genviews > 0 and torch > 0 and plain > 0
-    views = 2 * 128  # the convnet case: 128 images, two views each
+    views = 2 * CASES["convnet"][2]  # two views of each image of the case's batch
     assert abs(r["genviews_views_per_s"] - views / genviews) <= 0.1 + 1e-3 * views / genviews
     assert abs(r["pytorch_views_per_s"] - views / torch) <= 0.1 + 1e-3 * views / torch
     assert abs(r["ratio"] - torch / genviews) <= 1e-3 + 1e-3 * torch / genviews
